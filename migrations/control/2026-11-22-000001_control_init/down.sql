@@ -1,0 +1,5 @@
+DROP TABLE control.jobs;
+DROP TABLE control.sessions;
+DROP TABLE control.memberships;
+DROP TABLE control.users;
+DROP TABLE control.tenants;

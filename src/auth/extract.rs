@@ -1,0 +1,66 @@
+//! Request extractors for the signed-in user.
+
+use actix_web::{web::Data, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use super::session;
+use crate::{
+    db,
+    error::AppError,
+    web::{csrf::SESSION_COOKIE, telemetry, AppState},
+};
+
+/// The signed-in user; routes taking it redirect anonymous visitors to /login.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub session_id: i64,
+}
+
+/// The signed-in user if any. Unlike `Option<CurrentUser>`, a database outage is still a 503.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, AppError> {
+    if let Some(u) = req.extensions().get::<CurrentUser>() {
+        return Ok(Some(u.clone()));
+    }
+    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let state = req
+        .app_data::<Data<AppState>>()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?
+        .clone();
+    let user = db::run(&state.pool, move |c| session::lookup(c, &token)).await?;
+    if let Some(u) = &user {
+        telemetry::record(&req, "user_id", &u.id.to_string());
+        req.extensions_mut().insert(u.clone());
+    }
+    Ok(user)
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { load(req).await?.ok_or(AppError::Unauthenticated) })
+    }
+}
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { load(req).await.map(MaybeUser) })
+    }
+}

@@ -1,0 +1,131 @@
+//! Command line: `serve`, `migrate`, `demo`, `tenant create`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{config::Config, db, demo, startup, web::telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "arbor",
+    version,
+    about = "Multi-tenant B2B billing and receivables"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app and run background workers (the default).
+    Serve,
+    /// Apply pending migrations to the control schema and every tenant.
+    Migrate,
+    /// Provision the demo tenant with sample data (idempotent), print logins, then serve.
+    Demo {
+        /// Provision and print, but do not start the server.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Tenant administration.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (schema, migrations). With --owner-email, also its owner; the password
+    /// comes from ARBOR_OWNER_PASSWORD or is generated and printed once.
+    Create {
+        slug: String,
+        name: String,
+        #[arg(long)]
+        owner_email: Option<String>,
+        #[arg(long, default_value = "Workspace owner")]
+        owner_name: String,
+    },
+}
+
+pub async fn main() -> ExitCode {
+    telemetry::init_subscriber("info,actix_server=warn");
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    tracing::debug!(?config, "configuration");
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let cfg = config.clone();
+            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let url = db::bootstrap::resolve_database_url(&cfg)?;
+                let mut conn = db::connect(&url)?;
+                db::migrate::migrate_all(&mut conn)
+            })
+            .await??;
+            println!(
+                "migrated: {} control migration(s), {} tenant(s), {} tenant migration(s) applied",
+                report.control, report.tenants, report.migrations_applied
+            );
+            Ok(())
+        }
+        Command::Demo { no_serve } => {
+            let pool = startup::prepare_database(&config).await?;
+            let p = pool.clone();
+            let info = tokio::task::spawn_blocking(move || demo::provision(&p)).await??;
+            println!("\nArbor demo tenant {:?} is ready.", info.tenant_name);
+            println!("  Open:     {}/login", config.base_url);
+            println!("  Sign in:  {} / {}", info.owner_email, demo::PASSWORD);
+            for (email, role) in &info.others {
+                println!("            {email} / {} ({role})", demo::PASSWORD);
+            }
+            println!();
+            if no_serve {
+                return Ok(());
+            }
+            let mut cfg = config;
+            let app = startup::Application::build_with_pool(&mut cfg, pool).await?;
+            tracing::info!(url = %cfg.base_url, "serving");
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    owner_email,
+                    owner_name,
+                },
+        } => {
+            let pool = startup::prepare_database(&config).await?;
+            let out = tokio::task::spawn_blocking(move || {
+                demo::create_tenant_cli(&pool, &slug, &name, owner_email.as_deref(), &owner_name)
+            })
+            .await??;
+            println!("{out}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut cfg = config;
+    let pool = startup::prepare_database(&cfg).await?;
+    let app = startup::Application::build_with_pool(&mut cfg, pool).await?;
+    tracing::info!(url = %cfg.base_url, "serving");
+    app.run_until_stopped().await?;
+    Ok(())
+}

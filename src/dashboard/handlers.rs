@@ -1,0 +1,57 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::{
+    db,
+    email::{handlers::MailView, repo as mail, repo::StatusCounts},
+    error::AppResult,
+    jobs::queue::{self, JobCounts},
+    tenants::{repo as tenants, TenantCtx},
+    web::{render, AppState},
+};
+
+#[derive(Template)]
+#[template(path = "dashboard/dashboard_partial.html")]
+pub struct DashboardPartial {
+    pub base: String,
+    pub tenant_name: String,
+    pub user_name: String,
+    pub role: String,
+    pub members: usize,
+    pub mail: StatusCounts,
+    pub recent: Vec<MailView>,
+    pub jobs: JobCounts,
+}
+
+pub async fn show(
+    req: HttpRequest,
+    ctx: TenantCtx,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let tid = ctx.tenant.id;
+    let (members, jobs) = db::run(&state.pool, move |c| {
+        Ok((
+            tenants::members(c, tid)?.len(),
+            queue::counts_for_tenant(c, tid)?,
+        ))
+    })
+    .await?;
+    let (counts, recent) = ctx
+        .db(&state, |c| {
+            let counts = mail::status_counts(c)?;
+            let (rows, _) = mail::list(c, None, 1)?;
+            Ok((counts, rows.into_iter().take(5).collect::<Vec<_>>()))
+        })
+        .await?;
+    let partial = DashboardPartial {
+        base: ctx.base(),
+        tenant_name: ctx.tenant.name.clone(),
+        user_name: ctx.user.name.clone(),
+        role: ctx.role.label().to_owned(),
+        members,
+        mail: counts,
+        recent: recent.into_iter().map(MailView::from_row).collect(),
+        jobs,
+    };
+    render::page(&req, ctx.layout(&req, "Dashboard", "dashboard"), partial)
+}

@@ -1,0 +1,107 @@
+//! Diesel table definitions, written by hand.
+//!
+//! Control tables are schema-qualified (`control.*`). Tenant tables are unqualified: they
+//! resolve through the transaction-local search_path set by [`crate::db::scope`]. Tenant and
+//! control tables are deliberately *not* declared joinable with each other, so a query that
+//! crosses the boundary does not compile.
+
+pub mod control {
+    diesel::table! {
+        control.tenants (id) {
+            id -> Int8,
+            slug -> Text,
+            name -> Text,
+            schema_name -> Text,
+            schema_version -> Nullable<Text>,
+            status -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        control.users (id) {
+            id -> Int8,
+            email -> Text,
+            name -> Text,
+            password_hash -> Text,
+            status -> Text,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        control.memberships (id) {
+            id -> Int8,
+            tenant_id -> Int8,
+            user_id -> Int8,
+            role -> Text,
+            status -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        control.sessions (id) {
+            id -> Int8,
+            token_hash -> Bytea,
+            user_id -> Int8,
+            created_at -> Timestamptz,
+            last_seen_at -> Timestamptz,
+            expires_at -> Timestamptz,
+            revoked_at -> Nullable<Timestamptz>,
+            ip -> Nullable<Text>,
+            user_agent -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        control.jobs (id) {
+            id -> Int8,
+            tenant_id -> Nullable<Int8>,
+            kind -> Text,
+            payload -> Jsonb,
+            dedupe_key -> Nullable<Text>,
+            status -> Text,
+            run_at -> Timestamptz,
+            attempts -> Int4,
+            max_attempts -> Int4,
+            locked_by -> Nullable<Text>,
+            locked_at -> Nullable<Timestamptz>,
+            last_error -> Nullable<Text>,
+            created_at -> Timestamptz,
+            finished_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::joinable!(memberships -> tenants (tenant_id));
+    diesel::joinable!(memberships -> users (user_id));
+    diesel::joinable!(sessions -> users (user_id));
+    diesel::allow_tables_to_appear_in_same_query!(tenants, users, memberships, sessions, jobs);
+}
+
+pub mod tenant {
+    diesel::table! {
+        settings (key) {
+            key -> Text,
+            value -> Jsonb,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        outbox (id) {
+            id -> Int8,
+            kind -> Text,
+            idempotency_key -> Nullable<Text>,
+            payload -> Jsonb,
+            status -> Text,
+            attempts -> Int4,
+            last_error -> Nullable<Text>,
+            created_at -> Timestamptz,
+            delivered_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(settings, outbox);
+}

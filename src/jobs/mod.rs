@@ -1,0 +1,66 @@
+//! Background work: one queue (`control.jobs`) drained by workers inside the binary.
+//!
+//! Rules: a job is claimed with `FOR UPDATE SKIP LOCKED`, so any number of workers and
+//! instances can drain the queue and each job runs once at a time. A failed job is retried
+//! with exponential backoff until `max_attempts`, then marked dead (visible to admins). A
+//! worker that dies mid-job leaves it `running`; after the lease expires another worker
+//! requeues it, so handlers must be idempotent (they check what was already done).
+//! Side effects that leave the system go through the tenant's outbox ([`outbox`]).
+
+pub mod outbox;
+pub mod queue;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// Wakes idle workers when this process enqueues work, so they need not wait a poll period.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn notify(&self) {
+        self.0.notify_waiters();
+    }
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// How a job handler failed.
+#[derive(Debug)]
+pub struct JobFailure {
+    pub message: String,
+    /// False for failures another attempt cannot fix (unknown kind, malformed payload).
+    pub retryable: bool,
+}
+
+impl JobFailure {
+    pub fn retry(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            retryable: true,
+        }
+    }
+    pub fn permanent(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            retryable: false,
+        }
+    }
+}
+
+impl From<crate::error::AppError> for JobFailure {
+    fn from(e: crate::error::AppError) -> Self {
+        // A database that is down or a pool that is exhausted will come back: retry.
+        Self::retry(format!("{e:?}"))
+    }
+}
+
+/// Job kinds this binary handles.
+pub mod kinds {
+    pub const OUTBOX_DELIVER: &str = "outbox.deliver";
+    /// Does nothing; used to check the queue end to end.
+    pub const NOOP: &str = "system.noop";
+}

@@ -1,0 +1,125 @@
+//! Worker tasks: claim a job, run its handler, record the outcome.
+
+use std::time::Duration;
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{kinds, outbox, queue, JobFailure};
+use crate::{db, error::AppResult, web::AppState};
+
+/// How long a claimed job may run before another worker assumes its worker died.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Asks workers to stop after their current job and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+pub fn spawn(state: AppState, count: usize) -> Workers {
+    let (stop, rx) = watch::channel(false);
+    let mut handles = Vec::new();
+    if count > 0 {
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        for n in 0..count {
+            let name = format!("{}-{n}", &instance[..8]);
+            handles.push(tokio::spawn(worker_loop(state.clone(), name, rx.clone())));
+        }
+        handles.push(tokio::spawn(reaper_loop(state, rx)));
+    }
+    Workers { handles, stop }
+}
+
+async fn worker_loop(state: AppState, name: String, mut stop: watch::Receiver<bool>) {
+    tracing::debug!(worker = %name, "job worker started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match run_one(&state, &name, None).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(worker = %name, error = ?e, "job worker could not claim"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(state.config.job_poll) => {}
+            _ = state.wakeup.wait() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        let requeued = db::run(&state.pool, |c| queue::requeue_stale(c, LEASE)).await;
+        match requeued {
+            Ok(n) if n > 0 => tracing::warn!(jobs = n, "requeued jobs of vanished workers"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, "reaper failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Claims and runs one job. Returns whether there was one.
+pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -> AppResult<bool> {
+    let name = worker.to_owned();
+    let Some(job) = db::run(&state.pool, move |c| queue::claim(c, &name, only_tenant)).await?
+    else {
+        return Ok(false);
+    };
+    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant_id = job.tenant_id, attempt = job.attempts);
+    let _enter = span.enter();
+    let result = dispatch(state, &job).await;
+    drop(_enter);
+    match result {
+        Ok(()) => {
+            let id = job.id;
+            db::run(&state.pool, move |c| queue::complete(c, id)).await?;
+        }
+        Err(failure) => {
+            let base = state.config.retry_base;
+            let j = job.clone();
+            let msg = failure.message.clone();
+            let outcome = db::run(&state.pool, move |c| {
+                queue::fail(c, &j, &msg, failure.retryable, base)
+            })
+            .await?;
+            if outcome == queue::FailOutcome::Dead {
+                tracing::error!(job = job.id, kind = %job.kind, error = %failure.message, "job is dead after {} attempts", job.attempts);
+            } else {
+                tracing::warn!(job = job.id, kind = %job.kind, error = %failure.message, "job failed; will retry");
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Runs every due job of one tenant until none is left (CLI and tests).
+pub async fn drain_tenant(state: &AppState, tenant_id: i64) -> AppResult<usize> {
+    let mut n = 0;
+    while run_one(state, "drain", Some(tenant_id)).await? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
+    match job.kind.as_str() {
+        kinds::OUTBOX_DELIVER => outbox::deliver(state, job).await,
+        kinds::NOOP => Ok(()),
+        other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
+    }
+}

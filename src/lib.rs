@@ -1,0 +1,21 @@
+//! Arbor: multi-tenant B2B billing and receivables.
+//!
+//! Organised by feature; each feature module owns its domain types, queries and handlers.
+//! See ARCHITECTURE.md in the shared folder and README.md for the rules every module follows.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dashboard;
+pub mod db;
+pub mod demo;
+pub mod email;
+pub mod error;
+pub mod health;
+pub mod jobs;
+pub mod startup;
+pub mod tenants;
+pub mod web;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,187 @@
+//! Building the application: database, migrations, HTTP server and job workers.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_files::Files;
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::{
+    auth,
+    config::Config,
+    dashboard, db, email,
+    error::AppError,
+    health, jobs,
+    jobs::worker::Workers,
+    tenants,
+    web::{csrf::csrf_middleware, headers::security_headers, telemetry::ArborRootSpan, AppState},
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    workers: Workers,
+}
+
+/// Where static files are served from: `ARBOR_STATIC_DIR`, else the source tree's `static/`.
+fn static_dir() -> String {
+    std::env::var("ARBOR_STATIC_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned())
+}
+
+/// Connects to the database (bootstrapping a local one if needed) and migrates when allowed.
+pub async fn prepare_database(config: &Config) -> anyhow::Result<db::PgPool> {
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<db::PgPool> {
+        let url = db::bootstrap::resolve_database_url(&cfg)?;
+        let pool = db::build_pool(&url, cfg.pool_size)?;
+        let mut conn = pool.get()?;
+        if cfg.auto_migrate {
+            let report = db::migrate::migrate_all(&mut conn)?;
+            tracing::info!(
+                control = report.control,
+                tenants = report.tenants,
+                applied = report.migrations_applied,
+                "migrations current"
+            );
+        } else {
+            let pending = db::migrate::control_pending(&mut conn)?;
+            if pending > 0 {
+                anyhow::bail!("{pending} control migrations pending; run `arbor migrate`");
+            }
+        }
+        Ok(pool)
+    })
+    .await?
+}
+
+impl Application {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        let pool = prepare_database(&config).await?;
+        Self::build_with_pool(&mut config, pool).await
+    }
+
+    pub async fn build_with_pool(config: &mut Config, pool: db::PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        // Binding port 0 (tests) picks a port; links and the origin check must use it.
+        if config.base_url.ends_with(":0") {
+            config.base_url = format!("{}{port}", config.base_url.trim_end_matches('0'));
+        }
+        let mailer = Arc::new(email::transport::Mailer::from_config(config)?);
+        let state = AppState {
+            pool,
+            config: Arc::new(config.clone()),
+            wakeup: jobs::Wakeup::default(),
+            mailer,
+        };
+        let data = web::Data::new(state.clone());
+        let static_dir = static_dir();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(csrf_middleware))
+                .wrap(security_headers())
+                .wrap(TracingLogger::<ArborRootSpan>::new())
+                .app_data(data.clone())
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(256 * 1024)
+                        .error_handler(|e, _| {
+                            let mut errors = crate::error::FieldErrors::default();
+                            errors.add("form", format!("The form could not be read: {e}"));
+                            AppError::Validation(errors).into()
+                        }),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    let mut errors = crate::error::FieldErrors::default();
+                    errors.add(
+                        "query",
+                        format!("The address has an invalid parameter: {e}"),
+                    );
+                    AppError::Validation(errors).into()
+                }))
+                .service(Files::new("/static", &static_dir).use_etag(true))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .route("/", web::get().to(tenants::handlers::home))
+                .route("/signup", web::get().to(auth::handlers::signup_form))
+                .route("/signup", web::post().to(auth::handlers::signup))
+                .route("/login", web::get().to(auth::handlers::login_form))
+                .route("/login", web::post().to(auth::handlers::login))
+                .route("/logout", web::post().to(auth::handlers::logout))
+                .service(
+                    web::scope("/t/{slug}")
+                        .route("", web::get().to(dashboard::handlers::show))
+                        .route("/", web::get().to(dashboard::handlers::show))
+                        .route("/members", web::get().to(tenants::handlers::members))
+                        .route("/mail", web::get().to(email::handlers::list))
+                        .route("/mail/{id}", web::get().to(email::handlers::detail))
+                        .route("/mail/{id}/retry", web::post().to(email::handlers::retry)),
+                )
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+                }))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .run();
+        let workers = jobs::worker::spawn(state.clone(), config.workers);
+        Ok(Self {
+            port,
+            server,
+            state,
+            workers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C / SIGTERM, then stops accepting, finishes requests and workers.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        handle.stop(true).await;
+        self.workers.shutdown().await;
+        server.await.map_err(std::io::Error::other)?
+    }
+
+    /// Runs the server forever (tests spawn this and drop it with the runtime).
+    pub async fn run_forever(self) -> std::io::Result<()> {
+        let _workers = self.workers;
+        self.server.await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,111 @@
+//! Tenant and membership queries (control schema only).
+
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, PgConnection, QueryDsl,
+    RunQueryDsl,
+};
+
+use crate::{
+    db::schema::control::{memberships, tenants, users},
+    error::AppResult,
+};
+
+/// A tenant as resolved for a member.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct MemberTenant {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub schema_name: String,
+    pub schema_version: Option<String>,
+    pub role: String,
+}
+
+pub fn membership(
+    conn: &mut PgConnection,
+    slug: &str,
+    user_id: i64,
+) -> AppResult<Option<MemberTenant>> {
+    Ok(memberships::table
+        .inner_join(tenants::table)
+        .filter(tenants::slug.eq(slug))
+        .filter(memberships::user_id.eq(user_id))
+        .filter(
+            memberships::status
+                .eq("active")
+                .and(tenants::status.eq("active")),
+        )
+        .select((
+            tenants::id,
+            tenants::slug,
+            tenants::name,
+            tenants::schema_name,
+            tenants::schema_version,
+            memberships::role,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn for_user(conn: &mut PgConnection, user_id: i64) -> AppResult<Vec<MemberTenant>> {
+    Ok(memberships::table
+        .inner_join(tenants::table)
+        .filter(memberships::user_id.eq(user_id))
+        .filter(
+            memberships::status
+                .eq("active")
+                .and(tenants::status.eq("active")),
+        )
+        .select((
+            tenants::id,
+            tenants::slug,
+            tenants::name,
+            tenants::schema_name,
+            tenants::schema_version,
+            memberships::role,
+        ))
+        .order(tenants::name)
+        .load(conn)?)
+}
+
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct Member {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub joined: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn members(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Vec<Member>> {
+    Ok(memberships::table
+        .inner_join(users::table)
+        .filter(memberships::tenant_id.eq(tenant_id))
+        .select((
+            users::id,
+            users::name,
+            users::email,
+            memberships::role,
+            memberships::status,
+            memberships::created_at,
+        ))
+        .order((users::name, users::id))
+        .load(conn)?)
+}
+
+pub fn find_id_by_slug(conn: &mut PgConnection, slug: &str) -> AppResult<Option<(i64, String)>> {
+    Ok(tenants::table
+        .filter(tenants::slug.eq(slug))
+        .select((tenants::id, tenants::schema_name))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn schema_of(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Option<String>> {
+    Ok(tenants::table
+        .filter(tenants::id.eq(tenant_id))
+        .select(tenants::schema_name)
+        .first(conn)
+        .optional()?)
+}

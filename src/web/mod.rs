@@ -1,0 +1,22 @@
+//! Web plumbing shared by every feature: layout, htmx rendering, CSRF and security headers,
+//! request spans and application state.
+
+pub mod csrf;
+pub mod headers;
+pub mod layout;
+pub mod render;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use crate::{config::Config, db::PgPool, email::transport::Mailer, jobs::Wakeup};
+
+/// Everything handlers need, shared across workers.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    /// Nudges idle job workers when something was enqueued in this process.
+    pub wakeup: Wakeup,
+    pub mailer: Arc<Mailer>,
+}

@@ -1,0 +1,12 @@
+//! The one integration test binary: the real app on port 0 against real PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod csrf;
+mod email;
+mod health;
+mod helpers;
+mod jobs;
+mod migrations;
+mod tenancy;
