@@ -34,6 +34,17 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a tenant's hash chain; exits non-zero and names the first broken row if altered.
+    Verify { slug: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +112,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { slug },
+        } => {
+            let cfg = config.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let url = db::bootstrap::resolve_database_url(&cfg)?;
+                audit_verify(&url, &slug)
+            })
+            .await??;
+            match result {
+                Ok(msg) => {
+                    println!("{msg}");
+                    Ok(())
+                }
+                Err(msg) => anyhow::bail!(msg),
+            }
+        }
         Command::Tenant {
             command:
                 TenantCommand::Create {
@@ -119,6 +147,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `arbor audit verify <slug>`: Ok(message) when intact, Err(message) when broken.
+pub fn audit_verify(url: &str, slug: &str) -> anyhow::Result<Result<String, String>> {
+    let mut conn = db::connect(url)?;
+    let (_, schema) = crate::tenants::repo::find_id_by_slug(&mut conn, slug)?
+        .ok_or_else(|| anyhow::anyhow!("no tenant with slug {slug:?}"))?;
+    let schema = db::scope::TenantSchema::parse(&schema).map_err(|e| anyhow::anyhow!(e))?;
+    let v = db::scope::in_tenant(&mut conn, &schema, crate::audit::repo::verify)?;
+    Ok(match v {
+        crate::audit::Verification::Intact { rows } => Ok(format!("audit chain of {slug} intact: {rows} entries verified")),
+        crate::audit::Verification::Broken { rows, first_bad_seq, first_bad_id, reason } => Err(format!(
+            "audit chain of {slug} BROKEN at entry #{first_bad_seq} (row id {first_bad_id}) of {rows}: {reason}"
+        )),
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

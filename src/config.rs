@@ -30,6 +30,9 @@ pub struct Config {
     pub retry_base: Duration,
     pub auto_migrate: bool,
     pub production: bool,
+    /// Sign-in attempts (and other auth POSTs) per minute and burst, per client IP.
+    pub auth_rate_per_minute: u64,
+    pub auth_burst: u32,
 }
 
 /// At least 32 bytes of key material for HMACs (CSRF, signed links) and encryption at rest.
@@ -159,6 +162,8 @@ impl Config {
             retry_base: Duration::from_millis(number("ARBOR_RETRY_BASE_MS", 5_000)?),
             auto_migrate: get("ARBOR_AUTO_MIGRATE").is_none_or(|v| v != "false"),
             production,
+            auth_rate_per_minute: number("ARBOR_AUTH_RATE_PER_MIN", 30)?,
+            auth_burst: u32::try_from(number("ARBOR_AUTH_BURST", 10)?)?,
         })
     }
 

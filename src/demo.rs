@@ -112,6 +112,7 @@ pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
                 html: None,
                 attachments: vec![],
                 reply_to: Some(OWNER.0.to_owned()),
+                sensitive: false,
             };
             let payload = serde_json::to_value(&mail).map_err(crate::error::AppError::internal)?;
             outbox::enqueue(

@@ -21,6 +21,10 @@ pub enum AppError {
     Forbidden,
     #[error("sign-in required")]
     Unauthenticated,
+    #[error("two-factor enrollment required by this workspace")]
+    MfaEnrollmentRequired,
+    #[error("too many requests")]
+    TooManyRequests,
     #[error("the form has expired or did not come from this site")]
     Csrf,
     #[error("invalid input")]
@@ -138,7 +142,8 @@ impl ResponseError for AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
-            Self::Unauthenticated => StatusCode::SEE_OTHER,
+            Self::Unauthenticated | Self::MfaEnrollmentRequired => StatusCode::SEE_OTHER,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -154,10 +159,15 @@ impl ResponseError for AppError {
             Self::Unavailable(_) => tracing::warn!(error = ?self, "dependency unavailable"),
             _ => {}
         }
-        if let Self::Unauthenticated = self {
+        let redirect = match self {
+            Self::Unauthenticated => Some("/login"),
+            Self::MfaEnrollmentRequired => Some("/account/security?required=1"),
+            _ => None,
+        };
+        if let Some(to) = redirect {
             return HttpResponse::SeeOther()
-                .insert_header(("Location", "/login"))
-                .insert_header(("HX-Redirect", "/login"))
+                .insert_header(("Location", to))
+                .insert_header(("HX-Redirect", to))
                 .finish();
         }
         let (heading, message) = match self {
@@ -167,8 +177,9 @@ impl ResponseError for AppError {
             Self::Validation(_) => ("Please check your input", "Some fields need attention."),
             Self::Conflict(m) => ("Conflict", m.as_str()),
             Self::PayloadTooLarge => ("Too large", "The request body is larger than this endpoint accepts."),
+            Self::TooManyRequests => ("Slow down", "Too many attempts from your address. Wait a minute and try again."),
             Self::Unavailable(_) => ("Temporarily unavailable", "Arbor cannot reach its database right now. Nothing was changed; please try again in a moment."),
-            Self::Internal(_) | Self::Unauthenticated => ("Something went wrong", "An unexpected error occurred. It has been logged; please try again."),
+            Self::Internal(_) | Self::Unauthenticated | Self::MfaEnrollmentRequired => ("Something went wrong", "An unexpected error occurred. It has been logged; please try again."),
         };
         let fields: &[(String, String)] = match self {
             Self::Validation(f) => &f.0,

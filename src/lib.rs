@@ -3,9 +3,11 @@
 //! Organised by feature; each feature module owns its domain types, queries and handlers.
 //! See ARCHITECTURE.md in the shared folder and README.md for the rules every module follows.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod dashboard;
 pub mod db;
 pub mod demo;

@@ -7,14 +7,15 @@ use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::{
-    auth,
     config::Config,
-    dashboard, db, email,
+    db, email,
     error::AppError,
-    health, jobs,
+    jobs,
     jobs::worker::Workers,
-    tenants,
-    web::{csrf::csrf_middleware, headers::security_headers, telemetry::ArborRootSpan, AppState},
+    web::{
+        csrf::csrf_middleware, headers::security_headers, routes, telemetry::ArborRootSpan,
+        AppState,
+    },
 };
 
 pub struct Application {
@@ -56,6 +57,17 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<db::PgPool> {
     .await?
 }
 
+/// Per-IP budget for sign-in, sign-up, 2FA, reset and invitation requests.
+fn auth_limit(config: &Config) -> anyhow::Result<routes::AuthLimit> {
+    let per_min = config.auth_rate_per_minute.max(1);
+    actix_governor::GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_nanos(60_000_000_000 / per_min))
+        .burst_size(config.auth_burst.max(1))
+        .methods(vec![actix_web::http::Method::POST])
+        .finish()
+        .ok_or_else(|| anyhow::anyhow!("invalid rate limit configuration"))
+}
+
 impl Application {
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let pool = prepare_database(&config).await?;
@@ -78,12 +90,16 @@ impl Application {
         };
         let data = web::Data::new(state.clone());
         let static_dir = static_dir();
+        let limit = auth_limit(config)?;
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(csrf_middleware))
                 .wrap(security_headers())
                 .wrap(TracingLogger::<ArborRootSpan>::new())
                 .app_data(data.clone())
+                .service(web::scope("/t/{slug}").configure(routes::tenant_routes))
+                .service(web::scope("/account").configure(routes::account_routes))
+                .configure(|cfg| routes::auth_routes(cfg, &limit))
                 .app_data(
                     web::FormConfig::default()
                         .limit(256 * 1024)
@@ -105,23 +121,7 @@ impl Application {
                     AppError::Validation(errors).into()
                 }))
                 .service(Files::new("/static", &static_dir).use_etag(true))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-                .route("/", web::get().to(tenants::handlers::home))
-                .route("/signup", web::get().to(auth::handlers::signup_form))
-                .route("/signup", web::post().to(auth::handlers::signup))
-                .route("/login", web::get().to(auth::handlers::login_form))
-                .route("/login", web::post().to(auth::handlers::login))
-                .route("/logout", web::post().to(auth::handlers::logout))
-                .service(
-                    web::scope("/t/{slug}")
-                        .route("", web::get().to(dashboard::handlers::show))
-                        .route("/", web::get().to(dashboard::handlers::show))
-                        .route("/members", web::get().to(tenants::handlers::members))
-                        .route("/mail", web::get().to(email::handlers::list))
-                        .route("/mail/{id}", web::get().to(email::handlers::detail))
-                        .route("/mail/{id}/retry", web::post().to(email::handlers::retry)),
-                )
+                .configure(routes::public_routes)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(AppError::NotFound)
                 }))

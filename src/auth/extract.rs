@@ -17,6 +17,7 @@ pub struct CurrentUser {
     pub email: String,
     pub name: String,
     pub session_id: i64,
+    pub mfa_enabled: bool,
 }
 
 /// The signed-in user if any. Unlike `Option<CurrentUser>`, a database outage is still a 503.

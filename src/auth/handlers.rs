@@ -9,12 +9,13 @@ use super::{
     password, repo, session, MaybeUserExt as _,
 };
 use crate::{
+    audit::{self, Actor, Entry},
     auth::extract::MaybeUser,
     db,
     error::{AppError, AppResult, FieldErrors},
     tenants::{
         provision::{self, Owner},
-        TenantName, TenantSlug,
+        repo as tenants, TenantName, TenantSlug,
     },
     web::{csrf, layout::Layout, render, AppState},
 };
@@ -170,6 +171,19 @@ pub async fn signup(
     let existing_session = user.0.is_some();
     let result = db::run(&state.pool, move |c| {
         let p = provision::provision(c, &slug, &org, owner)?;
+        let actor = Actor {
+            user_id: Some(p.owner_id),
+            email: None,
+            ip: ip.clone(),
+        };
+        crate::db::scope::in_tenant(c, &p.schema, |c| {
+            audit::record(
+                c,
+                &actor,
+                &Entry::new("tenant.created", "tenant", p.tenant_id)
+                    .after(serde_json::json!({ "slug": p.slug, "name": org.as_str() })),
+            )
+        })?;
         let token = if existing_session {
             None
         } else {
@@ -178,6 +192,7 @@ pub async fn signup(
                 p.owner_id,
                 ip.as_deref(),
                 ua.as_deref(),
+                false,
             )?)
         };
         Ok((p, token))
@@ -264,30 +279,80 @@ pub async fn login(
         active.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
-    let Some(user) = active.filter(|_| ok) else {
-        tracing::info!("failed sign-in");
-        let layout = Layout::for_request(&req, "Sign in");
-        let partial = LoginPartial {
-            csrf_token: csrf::token(&req),
-            email: form.email,
-            next: form.next,
-            error: LOGIN_FAILED.to_owned(),
-        };
-        return render::page_with_status(
-            &req,
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            layout,
-            partial,
-        );
-    };
     let (ip, ua) = (client_ip(&req), user_agent(&req));
+    let Some(user) = active else {
+        tracing::info!("failed sign-in for an unknown or inactive email");
+        return login_failed(&req, form);
+    };
+    let actor = Actor {
+        user_id: Some(user.id),
+        email: Some(user.email.clone()),
+        ip: ip.clone(),
+    };
     let uid = user.id;
-    let token = db::run(&state.pool, move |c| {
-        session::create(c, uid, ip.as_deref(), ua.as_deref())
+    if !ok || user.is_locked() {
+        // A locked account answers exactly like a wrong password.
+        let was_locked = user.is_locked();
+        db::run(&state.pool, move |c| {
+            let locked_now = if was_locked {
+                false
+            } else {
+                repo::register_failure(c, uid)?
+            };
+            audit::record_for_user(
+                c,
+                uid,
+                &actor,
+                &Entry::new("auth.sign_in_failed", "user", uid)
+                    .reason(was_locked.then(|| "account locked".to_owned())),
+            )?;
+            if locked_now {
+                audit::record_for_user(c, uid, &actor, &Entry::new("auth.locked", "user", uid))?;
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user_id = uid, "failed sign-in");
+        return login_failed(&req, form);
+    }
+    let mfa = user.mfa_enabled;
+    let (token, must_enroll) = db::run(&state.pool, move |c| {
+        repo::clear_failures(c, uid)?;
+        let token = session::create(c, uid, ip.as_deref(), ua.as_deref(), mfa)?;
+        if !mfa {
+            audit::record_for_user(c, uid, &actor, &Entry::new("auth.sign_in", "user", uid))?;
+        }
+        Ok((token, !mfa && tenants::requires_2fa(c, uid)?))
     })
     .await?;
-    tracing::info!(user_id = uid, "signed in");
-    Ok(signed_in(&req, &state, token, &next))
+    let to = if mfa {
+        format!(
+            "/login/2fa?{}",
+            serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+        )
+    } else if must_enroll {
+        "/account/security?required=1".to_owned()
+    } else {
+        next
+    };
+    tracing::info!(user_id = uid, second_factor = mfa, "password accepted");
+    Ok(signed_in(&req, &state, token, &to))
+}
+
+fn login_failed(req: &HttpRequest, form: LoginForm) -> AppResult<HttpResponse> {
+    let layout = Layout::for_request(req, "Sign in");
+    let partial = LoginPartial {
+        csrf_token: csrf::token(req),
+        email: form.email,
+        next: form.next,
+        error: LOGIN_FAILED.to_owned(),
+    };
+    render::page_with_status(
+        req,
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+        layout,
+        partial,
+    )
 }
 
 pub async fn logout(
@@ -296,8 +361,17 @@ pub async fn logout(
     user: MaybeUser,
 ) -> AppResult<HttpResponse> {
     if let Some(u) = user.0 {
-        let sid = u.session_id;
-        db::run(&state.pool, move |c| session::revoke(c, sid)).await?;
+        let (sid, uid) = (u.session_id, u.id);
+        let actor = Actor {
+            user_id: Some(uid),
+            email: Some(u.email.clone()),
+            ip: client_ip(&req),
+        };
+        db::run(&state.pool, move |c| {
+            session::revoke(c, sid)?;
+            audit::record_for_user(c, uid, &actor, &Entry::new("auth.sign_out", "user", uid))
+        })
+        .await?;
     }
     let mut resp = render::see_other(&req, "/login");
     let _ = resp.add_cookie(&session::removal_cookie(state.config.secure_cookies()));

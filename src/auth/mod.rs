@@ -6,12 +6,17 @@
 //! and every failure says the same thing. Sessions are server-side rows keyed by the SHA-256 of
 //! a random cookie token; a new session is issued at every sign-in and revoked at sign-out.
 
+pub mod account;
 pub mod domain;
 pub mod extract;
 pub mod handlers;
+pub mod mfa;
 pub mod password;
+pub mod permissions;
 pub mod repo;
+pub mod reset;
 pub mod session;
+pub mod totp;
 
 pub use domain::{Email, Role};
 pub use extract::CurrentUser;

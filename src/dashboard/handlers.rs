@@ -2,11 +2,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::{
+    auth::permissions::{can, Allowed},
     db,
     email::{handlers::MailView, repo as mail, repo::StatusCounts},
     error::AppResult,
     jobs::queue::{self, JobCounts},
-    tenants::{repo as tenants, TenantCtx},
+    tenants::repo as tenants,
     web::{render, AppState},
 };
 
@@ -25,7 +26,7 @@ pub struct DashboardPartial {
 
 pub async fn show(
     req: HttpRequest,
-    ctx: TenantCtx,
+    ctx: Allowed<can::DashboardView>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let tid = ctx.tenant.id;

@@ -15,6 +15,7 @@ pub mod control {
             schema_version -> Nullable<Text>,
             status -> Text,
             created_at -> Timestamptz,
+            require_2fa_roles -> Array<Text>,
         }
     }
 
@@ -27,6 +28,12 @@ pub mod control {
             status -> Text,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            totp_secret_enc -> Nullable<Bytea>,
+            totp_pending_enc -> Nullable<Bytea>,
+            totp_enabled_at -> Nullable<Timestamptz>,
+            totp_last_step -> Nullable<Int8>,
+            failed_logins -> Int4,
+            locked_until -> Nullable<Timestamptz>,
         }
     }
 
@@ -52,6 +59,7 @@ pub mod control {
             revoked_at -> Nullable<Timestamptz>,
             ip -> Nullable<Text>,
             user_agent -> Nullable<Text>,
+            mfa_pending -> Bool,
         }
     }
 
@@ -74,10 +82,56 @@ pub mod control {
         }
     }
 
+    diesel::table! {
+        control.recovery_codes (id) {
+            id -> Int8,
+            user_id -> Int8,
+            code_hash -> Bytea,
+            used_at -> Nullable<Timestamptz>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        control.invitations (id) {
+            id -> Int8,
+            tenant_id -> Int8,
+            email -> Text,
+            role -> Text,
+            token_hash -> Bytea,
+            invited_by -> Nullable<Int8>,
+            expires_at -> Timestamptz,
+            accepted_at -> Nullable<Timestamptz>,
+            revoked_at -> Nullable<Timestamptz>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        control.password_resets (id) {
+            id -> Int8,
+            user_id -> Int8,
+            token_hash -> Bytea,
+            expires_at -> Timestamptz,
+            used_at -> Nullable<Timestamptz>,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(memberships -> tenants (tenant_id));
+    diesel::joinable!(invitations -> tenants (tenant_id));
     diesel::joinable!(memberships -> users (user_id));
     diesel::joinable!(sessions -> users (user_id));
-    diesel::allow_tables_to_appear_in_same_query!(tenants, users, memberships, sessions, jobs);
+    diesel::allow_tables_to_appear_in_same_query!(
+        tenants,
+        users,
+        memberships,
+        sessions,
+        jobs,
+        recovery_codes,
+        invitations,
+        password_resets
+    );
 }
 
 pub mod tenant {
@@ -103,5 +157,24 @@ pub mod tenant {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(settings, outbox);
+    diesel::table! {
+        audit_log (id) {
+            id -> Int8,
+            seq -> Int8,
+            at -> Timestamptz,
+            actor_user_id -> Nullable<Int8>,
+            actor_email -> Nullable<Text>,
+            ip -> Nullable<Text>,
+            action -> Text,
+            entity_type -> Text,
+            entity_id -> Nullable<Text>,
+            before -> Nullable<Jsonb>,
+            after -> Nullable<Jsonb>,
+            reason -> Nullable<Text>,
+            prev_hash -> Nullable<Bytea>,
+            hash -> Bytea,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(settings, outbox, audit_log);
 }

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::{message::OutgoingEmail, repo};
 use crate::{
-    auth::Role,
+    audit::{self, Actor, Entry},
+    auth::permissions::{can, Allowed, Permission},
     error::{AppError, AppResult},
     jobs::{kinds, outbox, queue},
-    tenants::TenantCtx,
     web::{csrf, render, AppState},
 };
 
@@ -45,7 +45,16 @@ impl MailView {
                 .delivered_at
                 .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default(),
-            text: mail.as_ref().map(|m| m.text.clone()).unwrap_or_default(),
+            text: mail
+                .as_ref()
+                .map(|m| {
+                    if m.sensitive {
+                        "(Not shown: this message carries a one-time sign-in link.)".to_owned()
+                    } else {
+                        m.text.clone()
+                    }
+                })
+                .unwrap_or_default(),
             attachments: mail
                 .map(|m| m.attachments.into_iter().map(|a| a.filename).collect())
                 .unwrap_or_default(),
@@ -84,7 +93,7 @@ const STATUSES: [&str; 5] = ["pending", "retrying", "delivered", "captured", "de
 
 pub async fn list(
     req: HttpRequest,
-    ctx: TenantCtx,
+    ctx: Allowed<can::MailView>,
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
@@ -109,7 +118,7 @@ pub async fn list(
 
 pub async fn detail(
     req: HttpRequest,
-    ctx: TenantCtx,
+    ctx: Allowed<can::MailView>,
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
 ) -> AppResult<HttpResponse> {
@@ -118,7 +127,7 @@ pub async fn detail(
     let row = row
         .filter(|r| r.kind == outbox::KIND_EMAIL)
         .ok_or(AppError::NotFound)?;
-    let can_retry = row.status == "dead" && matches!(ctx.role, Role::Owner | Role::Admin);
+    let can_retry = row.status == "dead" && ctx.can(Permission::MailResend);
     let partial = MailDetailPartial {
         csrf_token: csrf::token(&req),
         base: ctx.base(),
@@ -131,15 +140,13 @@ pub async fn detail(
 /// Sends a dead email again (after fixing SMTP settings or the address).
 pub async fn retry(
     req: HttpRequest,
-    ctx: TenantCtx,
+    ctx: Allowed<can::MailResend>,
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
 ) -> AppResult<HttpResponse> {
-    if !matches!(ctx.role, Role::Owner | Role::Admin) {
-        return Err(AppError::Forbidden);
-    }
     let id = path.into_inner().1;
     let tenant_id = ctx.tenant.id;
+    let actor = Actor::from_ctx(&ctx, &req);
     ctx.db(&state, move |c| {
         let row = outbox::get(c, id)?
             .filter(|r| r.kind == outbox::KIND_EMAIL)
@@ -164,7 +171,7 @@ pub async fn retry(
         job.dedupe_key = Some(format!("outbox:{tenant_id}:{id}:retry:{}", row.attempts));
         job.max_attempts = 10;
         queue::enqueue(c, &job)?;
-        Ok(())
+        audit::record(c, &actor, &Entry::new("mail.resent", "email", id))
     })
     .await?;
     state.wakeup.notify();

@@ -15,6 +15,10 @@ pub struct OutgoingEmail {
     pub attachments: Vec<Attachment>,
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// Contains a sign-in capability (invitation, reset link): the body is never shown in the
+    /// app, only delivered.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

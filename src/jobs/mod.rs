@@ -61,6 +61,8 @@ impl From<crate::error::AppError> for JobFailure {
 /// Job kinds this binary handles.
 pub mod kinds {
     pub const OUTBOX_DELIVER: &str = "outbox.deliver";
+    /// An email not owned by a tenant (password reset); payload `{"email": OutgoingEmail}`.
+    pub const SYSTEM_EMAIL: &str = "email.system";
     /// Does nothing; used to check the queue end to end.
     pub const NOOP: &str = "system.noop";
 }

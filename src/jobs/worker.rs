@@ -119,7 +119,37 @@ pub async fn drain_tenant(state: &AppState, tenant_id: i64) -> AppResult<usize> 
 async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
     match job.kind.as_str() {
         kinds::OUTBOX_DELIVER => outbox::deliver(state, job).await,
+        kinds::SYSTEM_EMAIL => system_email(state, job).await,
         kinds::NOOP => Ok(()),
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
+}
+
+/// Sends a system email, then blanks the payload: it may hold a one-time link.
+async fn system_email(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
+    let mail: crate::email::message::OutgoingEmail = job
+        .payload
+        .get("email")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(|| JobFailure::permanent("malformed system email payload"))?;
+    let message_id = format!("<system-{}@{}>", job.id, state.mailer.domain());
+    state
+        .mailer
+        .send(&mail, &message_id)
+        .await
+        .map_err(|e| JobFailure::retry(format!("{e:#}")))?;
+    let id = job.id;
+    db::run(&state.pool, move |c| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(
+                "UPDATE control.jobs SET payload = '{\"redacted\": true}' WHERE id = $1",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(id),
+            c,
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }

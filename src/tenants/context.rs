@@ -7,7 +7,10 @@ use futures_util::future::LocalBoxFuture;
 
 use super::repo;
 use crate::{
-    auth::{CurrentUser, Role},
+    auth::{
+        permissions::{self, Permission},
+        CurrentUser, Role,
+    },
     db::{self, migrate::latest_tenant_version, scope::TenantSchema},
     error::AppError,
     web::{layout::Layout, telemetry, AppState},
@@ -33,12 +36,11 @@ impl TenantCtx {
     pub fn layout(&self, req: &HttpRequest, title: impl Into<String>, nav: &'static str) -> Layout {
         Layout::for_request(req, title)
             .with_user(&self.user.name, &self.user.email)
-            .with_tenant(
-                &self.tenant.slug,
-                &self.tenant.name,
-                self.role.as_str(),
-                nav,
-            )
+            .with_tenant(&self.tenant.slug, &self.tenant.name, self.role, nav)
+    }
+
+    pub fn can(&self, p: Permission) -> bool {
+        permissions::allows(self.role, p)
     }
 
     /// Runs `f` in a transaction scoped to this tenant's schema.

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{repo, TenantCtx};
+use super::repo;
 use crate::{
     auth::{extract::MaybeUser, MaybeUserExt as _},
     db,
@@ -47,42 +47,4 @@ pub async fn home(
         .collect();
     let layout = Layout::for_request(&req, "Your workspaces").maybe_user(&user);
     render::page(&req, layout, ChooserPartial { workspaces })
-}
-
-pub struct MemberView {
-    pub name: String,
-    pub email: String,
-    pub role: String,
-    pub status: String,
-    pub joined: String,
-}
-
-#[derive(Template)]
-#[template(path = "tenants/members_partial.html")]
-pub struct MembersPartial {
-    pub members: Vec<MemberView>,
-}
-
-pub async fn members(
-    req: HttpRequest,
-    ctx: TenantCtx,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
-    let tid = ctx.tenant.id;
-    let rows = db::run(&state.pool, move |c| repo::members(c, tid)).await?;
-    let members = rows
-        .into_iter()
-        .map(|m| MemberView {
-            name: m.name,
-            email: m.email,
-            role: m.role,
-            status: m.status,
-            joined: m.joined.format("%Y-%m-%d").to_string(),
-        })
-        .collect();
-    render::page(
-        &req,
-        ctx.layout(&req, "Members", "members"),
-        MembersPartial { members },
-    )
 }

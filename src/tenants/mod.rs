@@ -9,8 +9,10 @@
 pub mod context;
 pub mod domain;
 pub mod handlers;
+pub mod members;
 pub mod provision;
 pub mod repo;
+pub mod settings;
 
 pub use context::{TenantCtx, TenantRef};
 pub use domain::{TenantName, TenantSlug};

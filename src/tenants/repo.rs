@@ -19,6 +19,7 @@ pub struct MemberTenant {
     pub schema_name: String,
     pub schema_version: Option<String>,
     pub role: String,
+    pub require_2fa_roles: Vec<String>,
 }
 
 pub fn membership(
@@ -42,6 +43,7 @@ pub fn membership(
             tenants::schema_name,
             tenants::schema_version,
             memberships::role,
+            tenants::require_2fa_roles,
         ))
         .first(conn)
         .optional()?)
@@ -63,6 +65,7 @@ pub fn for_user(conn: &mut PgConnection, user_id: i64) -> AppResult<Vec<MemberTe
             tenants::schema_name,
             tenants::schema_version,
             memberships::role,
+            tenants::require_2fa_roles,
         ))
         .order(tenants::name)
         .load(conn)?)
@@ -108,4 +111,79 @@ pub fn schema_of(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Option<St
         .select(tenants::schema_name)
         .first(conn)
         .optional()?)
+}
+
+/// Whether any active membership of the user requires a second factor for its role.
+pub fn requires_2fa(conn: &mut PgConnection, user_id: i64) -> AppResult<bool> {
+    Ok(for_user(conn, user_id)?
+        .iter()
+        .any(|t| t.require_2fa_roles.contains(&t.role)))
+}
+
+pub fn set_require_2fa_roles(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    roles: &[String],
+) -> AppResult<Vec<String>> {
+    let before: Vec<String> = tenants::table
+        .find(tenant_id)
+        .select(tenants::require_2fa_roles)
+        .first(conn)?;
+    diesel::update(tenants::table.find(tenant_id))
+        .set(tenants::require_2fa_roles.eq(roles))
+        .execute(conn)?;
+    Ok(before)
+}
+
+pub fn require_2fa_roles(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Vec<String>> {
+    Ok(tenants::table
+        .find(tenant_id)
+        .select(tenants::require_2fa_roles)
+        .first(conn)?)
+}
+
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct MembershipRow {
+    pub user_id: i64,
+    pub role: String,
+    pub status: String,
+}
+
+pub fn membership_of(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+) -> AppResult<Option<MembershipRow>> {
+    Ok(memberships::table
+        .filter(memberships::tenant_id.eq(tenant_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((memberships::user_id, memberships::role, memberships::status))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn active_owner_count(conn: &mut PgConnection, tenant_id: i64) -> AppResult<i64> {
+    Ok(memberships::table
+        .filter(memberships::tenant_id.eq(tenant_id))
+        .filter(memberships::role.eq("owner"))
+        .filter(memberships::status.eq("active"))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn set_membership(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    role: &str,
+    status: &str,
+) -> AppResult<()> {
+    diesel::update(
+        memberships::table
+            .filter(memberships::tenant_id.eq(tenant_id))
+            .filter(memberships::user_id.eq(user_id)),
+    )
+    .set((memberships::role.eq(role), memberships::status.eq(status)))
+    .execute(conn)?;
+    Ok(())
 }

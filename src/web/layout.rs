@@ -3,6 +3,7 @@
 use actix_web::{HttpMessage, HttpRequest};
 
 use super::csrf::CsrfToken;
+use crate::auth::{permissions::codes_for, Role};
 
 #[derive(Debug, Clone)]
 pub struct NavUser {
@@ -15,6 +16,14 @@ pub struct NavTenant {
     pub slug: String,
     pub name: String,
     pub role: String,
+    /// Permission codes of the member's role: the UI hides what they cannot do.
+    pub perms: Vec<&'static str>,
+}
+
+impl NavTenant {
+    pub fn can(&self, code: &str) -> bool {
+        self.perms.contains(&code)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +71,12 @@ impl Layout {
         self
     }
 
-    pub fn with_tenant(mut self, slug: &str, name: &str, role: &str, nav: &'static str) -> Self {
+    pub fn with_tenant(mut self, slug: &str, name: &str, role: Role, nav: &'static str) -> Self {
         self.tenant = Some(NavTenant {
             slug: slug.to_owned(),
             name: name.to_owned(),
-            role: role.to_owned(),
+            role: role.as_str().to_owned(),
+            perms: codes_for(role),
         });
         self.nav = nav;
         self

@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod headers;
 pub mod layout;
 pub mod render;
+pub mod routes;
 pub mod telemetry;
 
 use std::sync::Arc;

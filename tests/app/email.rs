@@ -53,6 +53,7 @@ fn invoice_mail() -> OutgoingEmail {
             data_base64: "JVBERi0xLjQKJcOkw7zDtsOfCg==".into(),
         }],
         reply_to: None,
+        sensitive: false,
     }
 }
 

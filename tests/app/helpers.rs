@@ -116,6 +116,9 @@ pub fn test_config(db_url: &str) -> Config {
     c.workers = 2;
     c.job_poll = Duration::from_millis(50);
     c.retry_base = Duration::from_millis(100);
+    // Tests sign in many times from 127.0.0.1; the throttling test lowers these again.
+    c.auth_rate_per_minute = 100_000;
+    c.auth_burst = 10_000;
     c
 }
 

@@ -16,6 +16,7 @@ fn mail(subject: &str) -> serde_json::Value {
         html: None,
         attachments: vec![],
         reply_to: None,
+        sensitive: false,
     })
     .unwrap()
 }

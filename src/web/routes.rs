@@ -1,0 +1,107 @@
+//! Every route, declared once. The macro registers the handlers and produces a table of
+//! `(method, path, permission)` that the route × role tests and the tenant isolation sweep
+//! iterate, so a new route cannot escape them.
+
+use actix_web::web;
+
+use crate::{audit, auth, dashboard, email, health, tenants};
+
+/// One registered route. `permission` is what the handler's `Allowed<_>` extractor demands
+/// (`None`: any member for tenant routes, or public for the others).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Option<&'static str>,
+}
+
+/// The per-IP limiter of the sign-in routes.
+pub type AuthLimit = actix_governor::GovernorConfig<
+    actix_governor::PeerIpKeyExtractor,
+    actix_governor::governor::middleware::NoOpMiddleware<
+        actix_governor::governor::clock::QuantaInstant,
+    >,
+>;
+
+macro_rules! routes {
+    ($fn_name:ident, $table:ident, $($method:ident $path:literal => $handler:path, $perm:expr;)*) => {
+        pub fn $fn_name(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+        pub const $table: &[RouteSpec] = &[
+            $(RouteSpec { method: stringify!($method), path: $path, permission: $perm }),*
+        ];
+    };
+}
+
+/// Like `routes!`, with every resource behind the shared per-IP rate limiter.
+macro_rules! limited_routes {
+    ($fn_name:ident, $table:ident, $($method:ident $path:literal => $handler:path, $perm:expr;)*) => {
+        pub fn $fn_name(cfg: &mut web::ServiceConfig, limit: &AuthLimit) {
+            $(cfg.service(
+                web::resource($path)
+                    .guard(actix_web::guard::fn_guard(|ctx| ctx.head().method.as_str().eq_ignore_ascii_case(stringify!($method))))
+                    .route(web::$method().to($handler))
+                    .wrap(actix_governor::Governor::new(limit)),
+            );)*
+        }
+        pub const $table: &[RouteSpec] = &[
+            $(RouteSpec { method: stringify!($method), path: $path, permission: $perm }),*
+        ];
+    };
+}
+
+// Routes under /t/{slug}: membership is always checked; the permission on top.
+routes!(tenant_routes, TENANT_ROUTES,
+    get "" => dashboard::handlers::show, Some("dashboard.view");
+    get "/" => dashboard::handlers::show, Some("dashboard.view");
+    get "/mail" => email::handlers::list, Some("mail.view");
+    get "/mail/{id}" => email::handlers::detail, Some("mail.view");
+    post "/mail/{id}/retry" => email::handlers::retry, Some("mail.resend");
+    get "/members" => tenants::members::list, Some("users.view");
+    post "/members/invite" => tenants::members::invite, Some("users.manage");
+    get "/members/{uid}" => tenants::members::detail, Some("users.view");
+    post "/members/{uid}/role" => tenants::members::change_role, Some("users.manage");
+    post "/members/{uid}/deactivate" => tenants::members::deactivate, Some("users.manage");
+    post "/members/{uid}/reactivate" => tenants::members::reactivate, Some("users.manage");
+    post "/invitations/{id}/revoke" => tenants::members::revoke_invite, Some("users.manage");
+    get "/audit" => audit::handlers::page, Some("audit.read");
+    get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
+    get "/settings/security" => tenants::settings::page, Some("settings.manage");
+    post "/settings/security" => tenants::settings::save, Some("settings.manage");
+);
+
+// Routes for a signed-in user, outside any tenant.
+routes!(account_routes, ACCOUNT_ROUTES,
+    get "/security" => auth::account::page, None;
+    post "/2fa/start" => auth::account::start_2fa, None;
+    post "/2fa/confirm" => auth::account::confirm_2fa, None;
+    post "/2fa/disable" => auth::account::disable_2fa, None;
+    post "/2fa/recovery-codes" => auth::account::regenerate_codes, None;
+    post "/sessions/{id}/revoke" => auth::account::revoke_session, None;
+    post "/sessions/revoke-others" => auth::account::revoke_other_sessions, None;
+    post "/password" => auth::account::change_password, None;
+);
+
+// Sign-in and friends: public, rate limited per IP.
+limited_routes!(auth_routes, AUTH_ROUTES,
+    get "/signup" => auth::handlers::signup_form, None;
+    post "/signup" => auth::handlers::signup, None;
+    get "/login" => auth::handlers::login_form, None;
+    post "/login" => auth::handlers::login, None;
+    get "/login/2fa" => auth::mfa::form, None;
+    post "/login/2fa" => auth::mfa::submit, None;
+    get "/password/forgot" => auth::reset::forgot_form, None;
+    post "/password/forgot" => auth::reset::forgot, None;
+    get "/password/reset/{token}" => auth::reset::reset_form, None;
+    post "/password/reset/{token}" => auth::reset::reset, None;
+    get "/invite/{token}" => tenants::members::accept_form, None;
+    post "/invite/{token}" => tenants::members::accept, None;
+);
+
+routes!(public_routes, PUBLIC_ROUTES,
+    get "/healthz" => health::healthz, None;
+    get "/readyz" => health::readyz, None;
+    get "/" => tenants::handlers::home, None;
+    post "/logout" => auth::handlers::logout, None;
+);
