@@ -2,7 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::{
-    auth::permissions::{can, Allowed},
+    auth::permissions::{can, Allowed, Permission},
     db,
     email::{handlers::MailView, repo as mail, repo::StatusCounts},
     error::AppResult,
@@ -22,6 +22,8 @@ pub struct DashboardPartial {
     pub mail: StatusCounts,
     pub recent: Vec<MailView>,
     pub jobs: JobCounts,
+    pub can_users: bool,
+    pub can_mail: bool,
 }
 
 pub async fn show(
@@ -53,6 +55,8 @@ pub async fn show(
         mail: counts,
         recent: recent.into_iter().map(MailView::from_row).collect(),
         jobs,
+        can_users: ctx.can(Permission::UsersView),
+        can_mail: ctx.can(Permission::MailView),
     };
     render::page(&req, ctx.layout(&req, "Dashboard", "dashboard"), partial)
 }

@@ -92,6 +92,10 @@ impl FromRequest for TenantCtx {
                 .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
             let role =
                 Role::from_str(&found.role).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            // The tenant's policy may require a second factor for this role.
+            if !user.mfa_enabled && found.require_2fa_roles.iter().any(|r| r == role.as_str()) {
+                return Err(AppError::MfaEnrollmentRequired);
+            }
             telemetry::record(&req, "tenant", &found.slug);
             let ctx = TenantCtx {
                 tenant: TenantRef {

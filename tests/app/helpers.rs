@@ -410,3 +410,47 @@ impl Drop for SmtpSink {
         let _ = std::fs::remove_dir_all(&self.maildir);
     }
 }
+
+/// Creates a user with `role` in tenant `t` (production repo code), signs them in on a new
+/// client and returns it with the user's id and email.
+pub async fn member(
+    app: &TestApp,
+    t: &TestTenant,
+    role: arbor::auth::Role,
+) -> (Client, i64, String) {
+    let email = format!(
+        "{}-{}@{}.example",
+        role.as_str(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6],
+        t.slug
+    );
+    let hash = arbor::auth::password::hash_blocking(PASSWORD).unwrap();
+    let uid = {
+        let mut c = app.conn();
+        let e = arbor::auth::Email::parse(&email).unwrap();
+        let uid = arbor::auth::repo::insert(&mut c, &e, &format!("{} Person", role.label()), &hash)
+            .unwrap();
+        arbor::tenants::provision::add_member(&mut c, t.id, uid, role).unwrap();
+        uid
+    };
+    let client = new_client();
+    let r = app.login(&client, &email, PASSWORD).await;
+    assert_eq!(r.status().as_u16(), 303, "member sign-in");
+    (client, uid, email)
+}
+
+/// Audit actions recorded in a tenant, oldest first.
+pub fn audit_actions(app: &TestApp, t: &TestTenant) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct A {
+        #[diesel(sql_type = Text)]
+        action: String,
+    }
+    arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
+        Ok(diesel::sql_query("SELECT action FROM audit_log ORDER BY seq").load::<A>(c)?)
+    })
+    .unwrap()
+    .into_iter()
+    .map(|a| a.action)
+    .collect()
+}

@@ -2,11 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
+mod audit;
 mod auth;
 mod csrf;
 mod email;
 mod health;
 mod helpers;
 mod jobs;
+mod members;
+mod mfa;
 mod migrations;
 mod tenancy;
