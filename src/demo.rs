@@ -6,6 +6,7 @@ use diesel::{ExpressionMethods, PgConnection, RunQueryDsl};
 use serde_json::json;
 
 use crate::{
+    audit::{self, Actor, Entry},
     auth::{domain::PersonName, password, repo as users, Email, Role},
     db::{self, schema::tenant::settings, scope},
     email::message::OutgoingEmail,
@@ -72,12 +73,32 @@ pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
     let name = TenantName::parse(NAME).map_err(|e| anyhow!(e))?;
     let p = provision::provision(c, &slug, &name, provision::Owner::Existing(owner))?;
     let mut invited = Vec::new();
+    let mut member_ids = Vec::new();
     for (email, person, role) in TEAM {
         let id = user_id(c, email, person, &hash)?;
         provision::add_member(c, p.tenant_id, id, role)?;
         invited.push((email, person, role));
+        member_ids.push((id, role));
     }
     scope::in_tenant(c, &p.schema, |c| {
+        let owner_actor = Actor {
+            user_id: Some(owner),
+            email: Some(OWNER.0.to_owned()),
+            ip: None,
+        };
+        audit::record(
+            c,
+            &owner_actor,
+            &Entry::new("tenant.created", "tenant", p.tenant_id)
+                .after(json!({ "slug": SLUG, "name": NAME })),
+        )?;
+        for (uid, role) in &member_ids {
+            audit::record(
+                c,
+                &owner_actor,
+                &Entry::new("member.joined", "member", uid).after(json!({ "role": role.as_str() })),
+            )?;
+        }
         let company = [
             ("company.legal_name", json!("Northwind Supplies Ltd")),
             (
