@@ -3,7 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::{
     sql_types::{BigInt, Bool},
-    ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl, TextExpressionMethods,
+    ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl, SelectableHelper,
+    TextExpressionMethods,
 };
 use serde_json::Value;
 
@@ -30,7 +31,8 @@ pub fn insert(conn: &mut PgConnection, actor: &Actor, e: &Entry) -> AppResult<()
     Ok(())
 }
 
-#[derive(Debug, Clone, diesel::Queryable)]
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
 pub struct Row {
     pub id: i64,
     pub seq: i64,
@@ -86,34 +88,6 @@ fn filtered(f: &Filter) -> Boxed<'static> {
     q
 }
 
-const COLUMNS: (
-    audit_log::id,
-    audit_log::seq,
-    audit_log::at,
-    audit_log::actor_user_id,
-    audit_log::actor_email,
-    audit_log::ip,
-    audit_log::action,
-    audit_log::entity_type,
-    audit_log::entity_id,
-    audit_log::before,
-    audit_log::after,
-    audit_log::reason,
-) = (
-    audit_log::id,
-    audit_log::seq,
-    audit_log::at,
-    audit_log::actor_user_id,
-    audit_log::actor_email,
-    audit_log::ip,
-    audit_log::action,
-    audit_log::entity_type,
-    audit_log::entity_id,
-    audit_log::before,
-    audit_log::after,
-    audit_log::reason,
-);
-
 /// A page of entries, newest first, and the total matching.
 pub fn list(
     conn: &mut PgConnection,
@@ -123,7 +97,7 @@ pub fn list(
 ) -> AppResult<(Vec<Row>, i64)> {
     let total: i64 = filtered(f).count().get_result(conn)?;
     let rows = filtered(f)
-        .select(COLUMNS)
+        .select(Row::as_select())
         .order(audit_log::seq.desc())
         .limit(limit)
         .offset(offset)
@@ -134,7 +108,7 @@ pub fn list(
 /// Every matching entry, oldest first (CSV export streams these).
 pub fn all(conn: &mut PgConnection, f: &Filter) -> AppResult<Vec<Row>> {
     Ok(filtered(f)
-        .select(COLUMNS)
+        .select(Row::as_select())
         .order(audit_log::seq.asc())
         .load(conn)?)
 }

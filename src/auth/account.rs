@@ -112,6 +112,41 @@ async fn render_security(
     render::page_with_status(req, status, layout, partial)
 }
 
+/// Re-renders the page with an error next to the forms (422).
+async fn refuse(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    error: &str,
+) -> AppResult<HttpResponse> {
+    let e = Extra {
+        error: error.into(),
+        ..extra()
+    };
+    render_security(
+        req,
+        state,
+        user,
+        e,
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// Re-renders the page with a confirmation.
+async fn confirm(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    message: &str,
+) -> AppResult<HttpResponse> {
+    let e = Extra {
+        message: message.into(),
+        ..extra()
+    };
+    render_security(req, state, user, e, actix_web::http::StatusCode::OK).await
+}
+
 fn extra() -> Extra {
     Extra {
         enrollment: None,
@@ -230,16 +265,11 @@ pub async fn disable_2fa(
     form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
     if !reauthenticate(&state, &user, &form).await? {
-        let e = Extra {
-            error: "Password or code is incorrect; two-factor authentication stays on.".into(),
-            ..extra()
-        };
-        return render_security(
+        return refuse(
             &req,
             &state,
             &user,
-            e,
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Password or code is incorrect; two-factor authentication stays on.",
         )
         .await;
     }
@@ -250,11 +280,7 @@ pub async fn disable_2fa(
         audit::record_for_user(c, uid, &a, &Entry::new("user.2fa_disabled", "user", uid))
     })
     .await?;
-    let e = Extra {
-        message: "Two-factor authentication is off.".into(),
-        ..extra()
-    };
-    render_security(&req, &state, &user, e, actix_web::http::StatusCode::OK).await
+    confirm(&req, &state, &user, "Two-factor authentication is off.").await
 }
 
 pub async fn regenerate_codes(
@@ -264,18 +290,7 @@ pub async fn regenerate_codes(
     form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
     if !reauthenticate(&state, &user, &form).await? || !user.mfa_enabled {
-        let e = Extra {
-            error: "Password or code is incorrect.".into(),
-            ..extra()
-        };
-        return render_security(
-            &req,
-            &state,
-            &user,
-            e,
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return refuse(&req, &state, &user, "Password or code is incorrect.").await;
     }
     let key = state.config.secret_key.clone();
     let uid = user.id;
@@ -407,9 +422,11 @@ pub async fn change_password(
         )
     })
     .await?;
-    let e = Extra {
-        message: "Password changed. Your other sessions were signed out.".into(),
-        ..extra()
-    };
-    render_security(&req, &state, &user, e, actix_web::http::StatusCode::OK).await
+    confirm(
+        &req,
+        &state,
+        &user,
+        "Password changed. Your other sessions were signed out.",
+    )
+    .await
 }

@@ -83,7 +83,12 @@ fn user_agent(req: &HttpRequest) -> Option<String> {
 }
 
 /// Responds with a new session cookie and a redirect.
-fn signed_in(req: &HttpRequest, state: &AppState, token: String, to: &str) -> HttpResponse {
+pub(crate) fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    token: String,
+    to: &str,
+) -> HttpResponse {
     let mut resp = render::see_other(req, to);
     let _ = resp.add_cookie(&session::cookie(token, state.config.secure_cookies()));
     resp

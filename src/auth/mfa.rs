@@ -5,7 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{handlers::safe_next, repo, session, totp};
+use super::{
+    handlers::{safe_next, signed_in},
+    repo, session, totp,
+};
 use crate::{
     audit::{self, Actor, Entry},
     db,
@@ -132,9 +135,7 @@ pub async fn submit(
     match outcome {
         Ok(token) => {
             let next = safe_next(&form.next).unwrap_or("/").to_owned();
-            let mut resp = render::see_other(&req, &next);
-            let _ = resp.add_cookie(&session::cookie(token, state.config.secure_cookies()));
-            Ok(resp)
+            Ok(signed_in(&req, &state, token, &next))
         }
         Err(true) => Ok(render::see_other(&req, "/login")),
         Err(false) => {

@@ -46,6 +46,19 @@ pub struct MemberView {
     pub joined: String,
 }
 
+impl From<repo::Member> for MemberView {
+    fn from(m: repo::Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            name: m.name,
+            email: m.email,
+            role: m.role,
+            status: m.status,
+            joined: m.joined.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
 pub struct InviteView {
     pub id: i64,
     pub email: String,
@@ -119,17 +132,7 @@ async fn render_members(
         csrf_token: csrf::token(req),
         base: ctx.base(),
         can_manage: ctx.can(crate::auth::permissions::Permission::UsersManage),
-        members: rows
-            .into_iter()
-            .map(|m| MemberView {
-                user_id: m.user_id,
-                name: m.name,
-                email: m.email,
-                role: m.role,
-                status: m.status,
-                joined: m.joined.format("%Y-%m-%d").to_string(),
-            })
-            .collect(),
+        members: rows.into_iter().map(MemberView::from).collect(),
         invites: invites
             .into_iter()
             .map(|(id, email, role, exp)| InviteView {
@@ -374,14 +377,7 @@ async fn render_member(
         csrf_token: csrf::token(req),
         base: ctx.base(),
         is_self: uid == ctx.user.id,
-        member: MemberView {
-            user_id: m.user_id,
-            name: m.name,
-            email: m.email,
-            role: m.role,
-            status: m.status,
-            joined: m.joined.format("%Y-%m-%d").to_string(),
-        },
+        member: MemberView::from(m),
         can_manage,
         roles,
         history,
