@@ -9,6 +9,7 @@
 pub mod context;
 pub mod domain;
 pub mod handlers;
+pub mod invitations;
 pub mod members;
 pub mod provision;
 pub mod repo;

@@ -59,12 +59,12 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/mail/{id}" => email::handlers::detail, Some("mail.view");
     post "/mail/{id}/retry" => email::handlers::retry, Some("mail.resend");
     get "/members" => tenants::members::list, Some("users.view");
-    post "/members/invite" => tenants::members::invite, Some("users.manage");
+    post "/members/invite" => tenants::invitations::invite, Some("users.manage");
     get "/members/{uid}" => tenants::members::detail, Some("users.view");
     post "/members/{uid}/role" => tenants::members::change_role, Some("users.manage");
     post "/members/{uid}/deactivate" => tenants::members::deactivate, Some("users.manage");
     post "/members/{uid}/reactivate" => tenants::members::reactivate, Some("users.manage");
-    post "/invitations/{id}/revoke" => tenants::members::revoke_invite, Some("users.manage");
+    post "/invitations/{id}/revoke" => tenants::invitations::revoke_invite, Some("users.manage");
     get "/audit" => audit::handlers::page, Some("audit.read");
     get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
     get "/settings/security" => tenants::settings::page, Some("settings.manage");
@@ -95,8 +95,8 @@ limited_routes!(auth_routes, AUTH_ROUTES,
     post "/password/forgot" => auth::reset::forgot, None;
     get "/password/reset/{token}" => auth::reset::reset_form, None;
     post "/password/reset/{token}" => auth::reset::reset, None;
-    get "/invite/{token}" => tenants::members::accept_form, None;
-    post "/invite/{token}" => tenants::members::accept, None;
+    get "/invite/{token}" => tenants::invitations::accept_form, None;
+    post "/invite/{token}" => tenants::invitations::accept, None;
 );
 
 routes!(public_routes, PUBLIC_ROUTES,
