@@ -16,7 +16,7 @@ use super::repo;
 use crate::{
     audit::{self, handlers::HistoryPartial, Actor, Entry},
     auth::{
-        permissions::{can, codes_for, Allowed, MATRIX},
+        permissions::{can, Allowed, MATRIX},
         session, Role,
     },
     db::{self, schema::control::invitations, scope::TenantSchema},
