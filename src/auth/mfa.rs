@@ -6,7 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    handlers::{safe_next, signed_in},
+    handlers::{safe_next, signed_in, NextQuery},
     repo, session, totp,
 };
 use crate::{
@@ -30,11 +30,6 @@ pub struct MfaForm {
     pub code: String,
     #[serde(default)]
     pub next: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NextQuery {
-    pub next: Option<String>,
 }
 
 async fn pending(req: &HttpRequest, state: &AppState) -> AppResult<(i64, i64, String)> {

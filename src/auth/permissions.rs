@@ -13,8 +13,29 @@ use futures_util::future::LocalBoxFuture;
 use super::Role;
 use crate::{error::AppError, tenants::TenantCtx};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
+/// Declares the `Permission` enum and, for each variant, a marker type in [`can`] so routes
+/// can name a permission in their signature (`Allowed<can::UsersManage>`).
+macro_rules! permissions {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($name),*
+        }
+
+        /// Marker types, one per permission.
+        pub mod can {
+            use super::{Permission, Requires};
+            $(
+                pub struct $name;
+                impl Requires for $name {
+                    const PERMISSION: Permission = Permission::$name;
+                }
+            )*
+        }
+    };
+}
+
+permissions!(
     DashboardView,
     AccountsView,
     AccountsCreate,
@@ -40,7 +61,7 @@ pub enum Permission {
     AuditRead,
     MailView,
     MailResend,
-}
+);
 
 use Permission as P;
 use Role::{Admin, Auditor, Collections, Finance, Owner, Sales};
@@ -176,50 +197,6 @@ impl<R: Requires + 'static> FromRequest for Allowed<R> {
             }
         })
     }
-}
-
-/// Marker types, one per permission: `Allowed<can::UsersManage>`.
-pub mod can {
-    use super::{Permission, Requires};
-
-    macro_rules! markers {
-        ($($name:ident),* $(,)?) => {
-            $(
-                pub struct $name;
-                impl Requires for $name {
-                    const PERMISSION: Permission = Permission::$name;
-                }
-            )*
-        };
-    }
-
-    markers!(
-        DashboardView,
-        AccountsView,
-        AccountsCreate,
-        AccountsEdit,
-        AccountsEditTerms,
-        DealsCreate,
-        CatalogManage,
-        InvoicesView,
-        InvoicesEdit,
-        InvoicesFinalize,
-        InvoicesSend,
-        InvoicesVoid,
-        InvoicesCredit,
-        PaymentsRecord,
-        DunningConfigure,
-        CollectionsWork,
-        ReportsView,
-        ReportsExport,
-        ConnectorsManage,
-        UsersView,
-        UsersManage,
-        SettingsManage,
-        AuditRead,
-        MailView,
-        MailResend,
-    );
 }
 
 #[cfg(test)]
