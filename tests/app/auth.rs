@@ -172,10 +172,7 @@ async fn sign_in_out_and_generic_errors() {
         assert!(html.contains("Email or password is incorrect."));
     }
     assert_eq!(
-        app.get(&c, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
+        app.status(&c, &format!("/t/{}", t.slug)).await,
         303,
         "still anonymous"
     );
@@ -201,24 +198,12 @@ async fn sign_in_out_and_generic_errors() {
         format!("/t/{}", t.slug),
         "single workspace: straight to it"
     );
-    assert_eq!(
-        app.get(&c, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.status(&c, &format!("/t/{}", t.slug)).await, 200);
     // Sign out revokes the session server-side.
     let session_value = cookie_value(&set_cookie, "arbor_session");
     let r = app.post_form(&c, "/logout", &[]).await;
     assert_eq!(r.status().as_u16(), 303);
-    assert_eq!(
-        app.get(&c, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    assert_eq!(app.status(&c, &format!("/t/{}", t.slug)).await, 303);
     // Replaying the old cookie does not work either.
     let replay = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -286,13 +271,7 @@ async fn deactivated_user_cannot_use_existing_session_or_sign_in() {
         .bind::<Text, _>(&t.email)
         .execute(&mut app.conn())
         .unwrap();
-    assert_eq!(
-        app.get(&c, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    assert_eq!(app.status(&c, &format!("/t/{}", t.slug)).await, 303);
     let fresh = new_client();
     assert_eq!(
         app.login(&fresh, &t.email, PASSWORD)

@@ -156,6 +156,11 @@ impl TestApp {
         client.get(self.url(path)).send().await.expect("request")
     }
 
+    /// Status code of a GET (redirects are not followed).
+    pub async fn status(&self, client: &Client, path: &str) -> u16 {
+        self.get(client, path).await.status().as_u16()
+    }
+
     /// Reads the CSRF token the app gave `client` (from any page it renders).
     pub async fn csrf(&self, client: &Client) -> String {
         let html = self.get(client, "/signup").await.text().await.unwrap();

@@ -82,13 +82,7 @@ async fn invitation_arrives_by_smtp_and_creates_the_member_with_that_role() {
     // Assert
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(location(&r), format!("/t/{}", t.slug));
-    assert_eq!(
-        app.get(&invitee, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.status(&invitee, &format!("/t/{}", t.slug)).await, 200);
     let members = app
         .get(&owner, &format!("/t/{}/members", t.slug))
         .await
@@ -171,13 +165,7 @@ async fn role_change_and_deactivation_follow_the_rules_and_revoke_sessions_at_on
         "history on the detail page"
     );
     // Deactivation signs the member out immediately.
-    assert_eq!(
-        app.get(&fin, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.status(&fin, &format!("/t/{}", t.slug)).await, 200);
     let r = app
         .post_form(
             &admin,
@@ -186,13 +174,7 @@ async fn role_change_and_deactivation_follow_the_rules_and_revoke_sessions_at_on
         )
         .await;
     assert_eq!(r.status().as_u16(), 303);
-    assert_eq!(
-        app.get(&fin, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    assert_eq!(app.status(&fin, &format!("/t/{}", t.slug)).await, 303);
     let r = app
         .login(&new_client(), &format!("x{}", "@nowhere.example"), PASSWORD)
         .await;
@@ -227,10 +209,7 @@ async fn sessions_can_be_listed_and_revoked_and_password_change_signs_out_others
         .await;
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(
-        app.get(&b, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
+        app.status(&b, &format!("/t/{}", t.slug)).await,
         303,
         "revoked session is out"
     );
@@ -248,20 +227,8 @@ async fn sessions_can_be_listed_and_revoked_and_password_change_signs_out_others
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(
-        app.get(&a, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        app.get(&c, &format!("/t/{}", t.slug))
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    assert_eq!(app.status(&a, &format!("/t/{}", t.slug)).await, 200);
+    assert_eq!(app.status(&c, &format!("/t/{}", t.slug)).await, 303);
     assert_eq!(
         app.login(&new_client(), &t.email, "a brand new passphrase")
             .await
