@@ -229,9 +229,7 @@ fn find_invitation(
     let row: Option<(i64, i64, String, String, String, String)> = invitations::table
         .inner_join(tenants::table)
         .filter(invitations::token_hash.eq(crypto::digest(key, INVITE_PURPOSE, token)))
-        .filter(invitations::accepted_at.is_null())
-        .filter(invitations::revoked_at.is_null())
-        .filter(invitations::expires_at.gt(Utc::now()))
+        .filter(repo::invitation_pending(Utc::now()))
         .select((
             invitations::id,
             invitations::tenant_id,

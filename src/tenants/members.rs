@@ -96,9 +96,7 @@ pub(super) async fn render_members(
     let (rows, invites) = db::run(&state.pool, move |c| {
         let invites: Vec<(i64, String, String, chrono::DateTime<Utc>)> = invitations::table
             .filter(invitations::tenant_id.eq(tid))
-            .filter(invitations::accepted_at.is_null())
-            .filter(invitations::revoked_at.is_null())
-            .filter(invitations::expires_at.gt(Utc::now()))
+            .filter(repo::invitation_pending(Utc::now()))
             .select((
                 invitations::id,
                 invitations::email,

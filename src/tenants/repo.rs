@@ -6,7 +6,7 @@ use diesel::{
 };
 
 use crate::{
-    db::schema::control::{memberships, tenants, users},
+    db::schema::control::{invitations, memberships, tenants, users},
     error::AppResult,
 };
 
@@ -186,4 +186,13 @@ pub fn set_membership(
     .set((memberships::role.eq(role), memberships::status.eq(status)))
     .execute(conn)?;
     Ok(())
+}
+
+/// An invitation that can still be accepted: not used, not revoked, not expired.
+#[diesel::dsl::auto_type]
+pub fn invitation_pending(now: chrono::DateTime<chrono::Utc>) -> _ {
+    invitations::accepted_at
+        .is_null()
+        .and(invitations::revoked_at.is_null())
+        .and(invitations::expires_at.gt(now))
 }
