@@ -82,13 +82,17 @@ pub fn create_database(admin: &mut PgConnection, name: &str) -> anyhow::Result<(
     Ok(())
 }
 
+/// Local cluster URLs to try. TLS is off on loopback: it protects nothing there, costs a
+/// handshake per pooled connection, and libpq's OpenSSL state is torn down by an `atexit`
+/// handler while r2d2's background threads may still be connecting, which aborted test
+/// binaries at exit with "double free or corruption".
 fn candidates() -> Vec<String> {
     let user = std::env::var("USER").unwrap_or_else(|_| "postgres".to_owned());
     vec![
-        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
-        format!("postgres://{user}@127.0.0.1:5432/postgres"),
-        format!("postgres://{user}@localhost/postgres?host={SOCKET_DIR}"),
         format!("postgres://postgres@localhost/postgres?host={SOCKET_DIR}"),
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned(),
+        format!("postgres://{user}@127.0.0.1:5432/postgres?sslmode=disable"),
+        format!("postgres://{user}@localhost/postgres?host={SOCKET_DIR}"),
     ]
 }
 
