@@ -120,6 +120,11 @@ pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
                 .do_nothing()
                 .execute(c)?;
         }
+        let sales = member_ids
+            .iter()
+            .find(|(_, r)| *r == Role::Sales)
+            .map_or(owner, |(id, _)| *id);
+        crate::accounts::demo_data::seed(c, &owner_actor, owner, sales)?;
         for (email, person, role) in &invited {
             let mail = OutgoingEmail {
                 to: vec![(*email).to_owned()],

@@ -3,6 +3,7 @@
 //! Organised by feature; each feature module owns its domain types, queries and handlers.
 //! See ARCHITECTURE.md in the shared folder and README.md for the rules every module follows.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod email;
 pub mod error;
 pub mod health;
 pub mod jobs;
+pub mod money;
 pub mod startup;
 pub mod tenants;
 pub mod web;

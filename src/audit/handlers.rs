@@ -187,11 +187,7 @@ pub async fn page(
             false,
         ),
     };
-    let status = if errors.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = render::status_for(errors.is_empty());
     let partial = AuditPartial {
         base: ctx.base(),
         qs: q.query_string(),
@@ -278,20 +274,23 @@ pub struct HistoryPartial {
     pub entries: Vec<EntryView>,
 }
 
+/// A record's history, embedded in its page: the partial escaped its own data.
+pub type History = askama::filters::HtmlSafeOutput<HistoryPartial>;
+
 pub fn history(
     conn: &mut diesel::PgConnection,
     entity_type: &str,
     entity_id: &str,
-) -> AppResult<HistoryPartial> {
+) -> AppResult<History> {
     let f = Filter {
         entity_type: Some(entity_type.into()),
         entity_id: Some(entity_id.into()),
         ..Default::default()
     };
     let (rows, _) = repo::list(conn, &f, 100, 0)?;
-    Ok(HistoryPartial {
+    Ok(askama::filters::HtmlSafeOutput(HistoryPartial {
         entries: rows.into_iter().map(EntryView::from_row).collect(),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ permissions!(
     AccountsCreate,
     AccountsEdit,
     AccountsEditTerms,
+    AccountsMerge,
     DealsCreate,
     CatalogManage,
     InvoicesView,
@@ -86,6 +87,7 @@ pub const MATRIX: &[(Permission, &str, &[Role])] = &[
         &[Owner, Admin, Finance, Sales],
     ),
     (P::AccountsEditTerms, "accounts.edit_terms", BILLING),
+    (P::AccountsMerge, "accounts.merge", BILLING),
     (
         P::DealsCreate,
         "deals.create",

@@ -176,5 +176,113 @@ pub mod tenant {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(settings, outbox, audit_log);
+    diesel::table! {
+        accounts (id) {
+            id -> Int8,
+            account_number -> Text,
+            legal_name -> Text,
+            display_name -> Text,
+            name_key -> Text,
+            tax_id -> Nullable<Text>,
+            tax_id_key -> Nullable<Text>,
+            domain -> Nullable<Text>,
+            tax_mode -> Text,
+            tax_rate -> Nullable<Numeric>,
+            tax_exempt_certificate -> Nullable<Text>,
+            currency -> Text,
+            terms_kind -> Text,
+            terms_days -> Int4,
+            invoice_delivery -> Text,
+            billing_address -> Jsonb,
+            shipping_address -> Jsonb,
+            po_number -> Nullable<Text>,
+            owner_user_id -> Nullable<Int8>,
+            csm_user_id -> Nullable<Int8>,
+            status -> Text,
+            parent_id -> Nullable<Int8>,
+            bill_to_parent -> Bool,
+            merged_into_id -> Nullable<Int8>,
+            notes -> Text,
+            custom_fields -> Jsonb,
+            version -> Int4,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        account_external_ids (id) {
+            id -> Int8,
+            account_id -> Int8,
+            system -> Text,
+            external_id -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        custom_field_defs (id) {
+            id -> Int8,
+            key -> Text,
+            label -> Text,
+            kind -> Text,
+            choices -> Array<Text>,
+            required -> Bool,
+            position -> Int4,
+            archived -> Bool,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        contacts (id) {
+            id -> Int8,
+            account_id -> Int8,
+            name -> Text,
+            email -> Nullable<Text>,
+            email_domain -> Nullable<Text>,
+            phone -> Nullable<Text>,
+            job_title -> Nullable<Text>,
+            roles -> Array<Text>,
+            receives_invoices -> Bool,
+            receives_reminders -> Bool,
+            status -> Text,
+            version -> Int4,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        imports (id) {
+            id -> Int8,
+            kind -> Text,
+            filename -> Text,
+            status -> Text,
+            on_duplicate -> Text,
+            total_rows -> Int4,
+            processed_rows -> Int4,
+            error_rows -> Int4,
+            duplicate_rows -> Int4,
+            content -> Text,
+            report -> Jsonb,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            finished_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::joinable!(account_external_ids -> accounts (account_id));
+    diesel::joinable!(contacts -> accounts (account_id));
+
+    diesel::allow_tables_to_appear_in_same_query!(
+        settings,
+        outbox,
+        audit_log,
+        accounts,
+        account_external_ids,
+        custom_field_defs,
+        contacts,
+        imports,
+    );
 }

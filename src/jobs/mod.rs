@@ -65,4 +65,6 @@ pub mod kinds {
     pub const SYSTEM_EMAIL: &str = "email.system";
     /// Does nothing; used to check the queue end to end.
     pub const NOOP: &str = "system.noop";
+    /// Validates or commits a CSV import; payload `{"import_id": i64}`.
+    pub const ACCOUNTS_IMPORT: &str = "accounts.import";
 }

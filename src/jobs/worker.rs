@@ -121,6 +121,7 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::OUTBOX_DELIVER => outbox::deliver(state, job).await,
         kinds::SYSTEM_EMAIL => system_email(state, job).await,
         kinds::NOOP => Ok(()),
+        kinds::ACCOUNTS_IMPORT => crate::accounts::import::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

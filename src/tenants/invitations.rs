@@ -276,11 +276,7 @@ async fn accept_view(
     })
     .await?;
     let layout = Layout::for_request(req, "Join workspace").maybe_user(user);
-    let status = if errors.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = render::status_for(errors.is_empty());
     let partial = match inv {
         None => AcceptPartial {
             csrf_token: csrf::token(req),

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::repo;
 use crate::{
-    audit::{self, handlers::HistoryPartial, Actor, Entry},
+    audit::{self, handlers::History, Actor, Entry},
     auth::{
         permissions::{can, Allowed, MATRIX},
         session, Role,
@@ -108,11 +108,7 @@ pub(super) async fn render_members(
         Ok((repo::members(c, tid)?, invites))
     })
     .await?;
-    let status = if errors.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = render::status_for(errors.is_empty());
     let partial = MembersPartial {
         csrf_token: csrf::token(req),
         base: ctx.base(),
@@ -162,7 +158,7 @@ pub struct MemberPartial {
     pub can_manage: bool,
     pub is_self: bool,
     pub roles: Vec<(&'static str, &'static str)>,
-    pub history: HistoryPartial,
+    pub history: History,
     pub error: String,
 }
 
@@ -194,11 +190,7 @@ async fn render_member(
     if ctx.role == Role::Owner {
         roles.insert(0, (Role::Owner.as_str(), Role::Owner.label()));
     }
-    let status = if error.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = render::status_for(error.is_empty());
     let partial = MemberPartial {
         csrf_token: csrf::token(req),
         base: ctx.base(),

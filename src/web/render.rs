@@ -28,6 +28,15 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// 200 for a clean form, 422 when it comes back with messages.
+pub fn status_for(valid: bool) -> StatusCode {
+    if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 /// Renders `partial` alone for htmx, or inside the layout for a normal request.
 pub fn page<T: Template>(req: &HttpRequest, layout: Layout, partial: T) -> AppResult<HttpResponse> {
     page_with_status(req, StatusCode::OK, layout, partial)

@@ -4,7 +4,7 @@
 
 use actix_web::web;
 
-use crate::{audit, auth, dashboard, email, health, tenants};
+use crate::{accounts, audit, auth, dashboard, email, health, tenants};
 
 /// One registered route. `permission` is what the handler's `Allowed<_>` extractor demands
 /// (`None`: any member for tenant routes, or public for the others).
@@ -65,6 +65,35 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/members/{uid}/deactivate" => tenants::members::deactivate, Some("users.manage");
     post "/members/{uid}/reactivate" => tenants::members::reactivate, Some("users.manage");
     post "/invitations/{id}/revoke" => tenants::invitations::revoke_invite, Some("users.manage");
+    get "/accounts" => accounts::handlers::list, Some("accounts.view");
+    get "/accounts.csv" => accounts::csv_io::export_accounts, Some("accounts.view");
+    get "/contacts.csv" => accounts::csv_io::export_contacts, Some("accounts.view");
+    get "/accounts/new" => accounts::handlers::new_form, Some("accounts.create");
+    post "/accounts" => accounts::handlers::create, Some("accounts.create");
+    get "/accounts/{aid}" => accounts::handlers::detail, Some("accounts.view");
+    get "/accounts/{aid}/section/{kind}" => accounts::edit::show, Some("accounts.view");
+    get "/accounts/{aid}/general/edit" => accounts::edit::edit_general, Some("accounts.edit");
+    post "/accounts/{aid}/general" => accounts::edit::save_general, Some("accounts.edit");
+    get "/accounts/{aid}/terms/edit" => accounts::edit::edit_terms, Some("accounts.edit_terms");
+    post "/accounts/{aid}/terms" => accounts::edit::save_terms, Some("accounts.edit_terms");
+    get "/accounts/{aid}/addresses/edit" => accounts::edit::edit_addresses, Some("accounts.edit");
+    post "/accounts/{aid}/addresses" => accounts::edit::save_addresses, Some("accounts.edit");
+    get "/accounts/{aid}/custom/edit" => accounts::edit::edit_custom, Some("accounts.edit");
+    post "/accounts/{aid}/custom" => accounts::edit::save_custom, Some("accounts.edit");
+    post "/accounts/{aid}/contacts" => accounts::contacts::add, Some("accounts.edit");
+    get "/accounts/{aid}/merge" => accounts::merge::form, Some("accounts.merge");
+    post "/accounts/{aid}/merge" => accounts::merge::submit, Some("accounts.merge");
+    get "/contacts/{cid}" => accounts::contacts::detail, Some("accounts.view");
+    post "/contacts/{cid}" => accounts::contacts::save, Some("accounts.edit");
+    post "/contacts/{cid}/move" => accounts::contacts::move_to, Some("accounts.edit");
+    get "/imports/new" => accounts::import::new_form, Some("accounts.create");
+    post "/imports" => accounts::import::upload, Some("accounts.create");
+    get "/imports/{iid}" => accounts::import::show, Some("accounts.create");
+    post "/imports/{iid}/commit" => accounts::import::commit, Some("accounts.create");
+    post "/imports/{iid}/discard" => accounts::import::discard, Some("accounts.create");
+    get "/settings/custom-fields" => accounts::custom_fields::page, Some("settings.manage");
+    post "/settings/custom-fields" => accounts::custom_fields::add, Some("settings.manage");
+    post "/settings/custom-fields/{fid}/archive" => accounts::custom_fields::archive, Some("settings.manage");
     get "/audit" => audit::handlers::page, Some("audit.read");
     get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
     get "/settings/security" => tenants::settings::page, Some("settings.manage");

@@ -142,12 +142,7 @@ async fn without_smtp_emails_are_captured_and_shown_on_the_sent_mail_page() {
             == "captured")
             .await
     );
-    let html = app
-        .get(&c, &format!("/t/{}/mail/{id}", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.html(&c, &format!("/t/{}/mail/{id}", t.slug)).await;
     assert!(
         html.contains("Rechnung INV-0042 von Müller &amp; Söhne")
             || html.contains("Rechnung INV-0042 von Müller &#38; Söhne"),
@@ -155,11 +150,8 @@ async fn without_smtp_emails_are_captured_and_shown_on_the_sent_mail_page() {
     );
     assert!(html.contains("INV-0042.pdf"));
     let list = app
-        .get(&c, &format!("/t/{}/mail?status=captured", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .html(&c, &format!("/t/{}/mail?status=captured", t.slug))
+        .await;
     assert!(list.contains(&format!("/mail/{id}")));
 }
 
@@ -188,12 +180,7 @@ async fn malformed_recipient_goes_dead_and_an_owner_can_send_it_again() {
             == "dead")
             .await
     );
-    let page = app
-        .get(&c, &format!("/t/{}/mail/{id}", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.html(&c, &format!("/t/{}/mail/{id}", t.slug)).await;
     assert!(page.contains("Send again"));
     let r = app
         .post_form(&c, &format!("/t/{}/mail/{id}/retry", t.slug), &[])

@@ -156,6 +156,15 @@ impl TestApp {
         client.get(self.url(path)).send().await.expect("request")
     }
 
+    /// Body of a GET as text.
+    pub async fn html(&self, client: &Client, path: &str) -> String {
+        self.get(client, path)
+            .await
+            .text()
+            .await
+            .expect("response body")
+    }
+
     /// Status code of a GET (redirects are not followed).
     pub async fn status(&self, client: &Client, path: &str) -> u16 {
         self.get(client, path).await.status().as_u16()

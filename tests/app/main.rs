@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod account_csv;
+mod account_dedupe;
+mod accounts;
 mod audit;
 mod auth;
 mod csrf;

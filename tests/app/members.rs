@@ -53,16 +53,11 @@ async fn invitation_arrives_by_smtp_and_creates_the_member_with_that_role() {
     let link = link_in(&msg, &format!("{}/invite/", app.address));
     let path = link.trim_start_matches(&app.address).to_owned();
     // The link is never shown in the app's sent-mail page.
-    let mail_page = app
-        .get(&owner, &format!("/t/{}/mail", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let mail_page = app.html(&owner, &format!("/t/{}/mail", t.slug)).await;
     assert!(!mail_page.contains(&path));
     // The invitee accepts with a too-short password first, then properly.
     let invitee = new_client();
-    let page = app.get(&invitee, &path).await.text().await.unwrap();
+    let page = app.html(&invitee, &path).await;
     assert!(page.contains("Join invite Ltd") && page.contains("collections"));
     let r = app
         .post_form(
@@ -83,12 +78,7 @@ async fn invitation_arrives_by_smtp_and_creates_the_member_with_that_role() {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(location(&r), format!("/t/{}", t.slug));
     assert_eq!(app.status(&invitee, &format!("/t/{}", t.slug)).await, 200);
-    let members = app
-        .get(&owner, &format!("/t/{}/members", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let members = app.html(&owner, &format!("/t/{}/members", t.slug)).await;
     assert!(members.contains("Nia Clerk") && members.contains("collections"));
     // A used link is dead.
     let again = app.get(&new_client(), &path).await.text().await.unwrap();
@@ -155,14 +145,15 @@ async fn role_change_and_deactivation_follow_the_rules_and_revoke_sessions_at_on
         .await;
     assert_eq!(r.status().as_u16(), 303);
     let detail = app
-        .get(&owner, &format!("/t/{}/members/{fin_id}", t.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .html(&owner, &format!("/t/{}/members/{fin_id}", t.slug))
+        .await;
     assert!(
         detail.contains("member.role_changed") && detail.contains("moved to sales team"),
         "history on the detail page"
+    );
+    assert!(
+        detail.contains("<div class=\"history\">"),
+        "history is rendered as markup, not escaped text"
     );
     // Deactivation signs the member out immediately.
     assert_eq!(app.status(&fin, &format!("/t/{}", t.slug)).await, 200);
@@ -193,7 +184,7 @@ async fn sessions_can_be_listed_and_revoked_and_password_change_signs_out_others
         app.login(&b, &t.email, PASSWORD).await.status().as_u16(),
         303
     );
-    let page = app.get(&a, "/account/security").await.text().await.unwrap();
+    let page = app.html(&a, "/account/security").await;
     assert_eq!(
         page.matches("/revoke\"").count(),
         1,

@@ -167,12 +167,7 @@ async fn tenant_policy_forces_enrollment_for_the_chosen_roles() {
     let r = app.get(&fin, &format!("/t/{}", t.slug)).await;
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(location(&r), "/account/security?required=1");
-    let page = app
-        .get(&fin, "/account/security?required=1")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.html(&fin, "/account/security?required=1").await;
     assert!(page.contains("requires two-factor authentication"));
     enroll(&app, &fin).await;
     assert_eq!(app.status(&fin, &format!("/t/{}", t.slug)).await, 200);

@@ -147,12 +147,7 @@ async fn the_sent_mail_page_lists_only_this_tenants_mail() {
     let b = app.signup(&cb, "other").await;
     put_mail(&app, &a, "Your invoice INV-0001 from Mailer");
     put_mail(&app, &b, "Secret subject of Other");
-    let html = app
-        .get(&ca, &format!("/t/{}/mail", a.slug))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.html(&ca, &format!("/t/{}/mail", a.slug)).await;
     assert!(html.contains("Your invoice INV-0001 from Mailer"));
     assert!(!html.contains("Secret subject of Other"));
     // htmx requests get the partial only.
