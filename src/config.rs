@@ -33,6 +33,8 @@ pub struct Config {
     /// Sign-in attempts (and other auth POSTs) per minute and burst, per client IP.
     pub auth_rate_per_minute: u64,
     pub auth_burst: u32,
+    /// Whether workers start each tenant's daily bill run (tests trigger runs themselves).
+    pub schedule_bill_runs: bool,
 }
 
 /// At least 32 bytes of key material for HMACs (CSRF, signed links) and encryption at rest.
@@ -164,6 +166,7 @@ impl Config {
             production,
             auth_rate_per_minute: number("ARBOR_AUTH_RATE_PER_MIN", 30)?,
             auth_burst: u32::try_from(number("ARBOR_AUTH_BURST", 10)?)?,
+            schedule_bill_runs: get("ARBOR_SCHEDULE_BILL_RUNS").is_none_or(|v| v != "false"),
         })
     }
 

@@ -139,6 +139,7 @@ pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
                 attachments: vec![],
                 reply_to: Some(OWNER.0.to_owned()),
                 sensitive: false,
+                attach_invoice_pdf: None,
             };
             let payload = serde_json::to_value(&mail).map_err(crate::error::AppError::internal)?;
             outbox::enqueue(

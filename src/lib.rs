@@ -3,9 +3,13 @@
 //! Organised by feature; each feature module owns its domain types, queries and handlers.
 //! See ARCHITECTURE.md in the shared folder and README.md for the rules every module follows.
 
+#[macro_use]
+mod macros;
+
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -15,9 +19,11 @@ pub mod demo;
 pub mod email;
 pub mod error;
 pub mod health;
+pub mod invoicing;
 pub mod jobs;
 pub mod money;
 pub mod startup;
+pub mod subscriptions;
 pub mod tenants;
 pub mod web;
 

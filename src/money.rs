@@ -84,6 +84,30 @@ impl Currency {
         amount.round_dp_with_strategy(self.exponent, RoundingStrategy::MidpointAwayFromZero)
     }
 
+    /// Rounded to the minor unit with thousands separators: `1,234.50`, `-12.00`, `1,000` (JPY).
+    pub fn format(self, amount: Decimal) -> String {
+        let rounded = self.round(amount);
+        let text = format!("{:.*}", self.exponent as usize, rounded.abs());
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let mut grouped = String::with_capacity(text.len() + 4);
+        for (i, ch) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(ch);
+        }
+        let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+            "-"
+        } else {
+            ""
+        };
+        if frac.is_empty() {
+            format!("{sign}{grouped}")
+        } else {
+            format!("{sign}{grouped}.{frac}")
+        }
+    }
+
     /// `(code, name)` of every supported currency, for pickers.
     pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
         CURRENCIES.iter().map(|(c, _, n)| (*c, *n))
@@ -121,5 +145,17 @@ mod tests {
             d("1.235")
         );
         assert_eq!(Currency::parse("JPY").unwrap().round(d("10.5")), d("11"));
+    }
+
+    #[test]
+    fn formats_with_grouping_and_minor_units() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(usd.format(d("1234567.505")), "1,234,567.51");
+        assert_eq!(usd.format(d("-12")), "-12.00");
+        assert_eq!(usd.format(d("999.999")), "1,000.00");
+        assert_eq!(usd.format(d("-0.001")), "0.00");
+        assert_eq!(Currency::parse("JPY").unwrap().format(d("1000")), "1,000");
+        assert_eq!(Currency::parse("KWD").unwrap().format(d("1.2345")), "1.235");
     }
 }

@@ -5,7 +5,6 @@ use std::{collections::HashMap, str::FromStr};
 
 use chrono::{Datelike, Days, NaiveDate};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 pub use super::values::{parse_custom, Address, CustomFieldDef};
 use crate::{error::FieldErrors, money::Currency};
@@ -34,36 +33,28 @@ impl Fields {
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.0.insert(name.to_owned(), value.into());
     }
-}
 
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident = $code:literal / $label:literal),* $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $code),* }
-            }
-
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label),* }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                let raw = raw.trim().to_lowercase();
-                Self::ALL.iter().copied().find(|v| v.as_str() == raw || v.label().to_lowercase() == raw)
-            }
-
-            /// `(code, label)` pairs for a select.
-            pub fn options() -> Vec<(&'static str, &'static str)> {
-                Self::ALL.iter().map(|v| (v.as_str(), v.label())).collect()
-            }
+    /// A decimal number, blank as `None`. Accepts thousands separators ("1,250.50").
+    pub fn decimal(&self, name: &str) -> Result<Option<Decimal>, String> {
+        let raw = self.get(name).replace([',', ' ', '_'], "");
+        if raw.is_empty() {
+            return Ok(None);
         }
-    };
+        Decimal::from_str(&raw)
+            .map(Some)
+            .map_err(|_| format!("\"{}\" is not a number.", self.get(name)))
+    }
+
+    /// An ISO date (`2026-03-31`), blank as `None`.
+    pub fn date(&self, name: &str) -> Result<Option<NaiveDate>, String> {
+        let raw = self.get(name);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| format!("\"{raw}\" is not a date (use YYYY-MM-DD)."))
+    }
 }
 
 text_enum!(AccountStatus {

@@ -343,6 +343,8 @@ pub struct DetailPartial {
     pub contacts: Option<HtmlSafeOutput<super::contacts::ContactsPartial>>,
     pub history: Option<History>,
     pub can_merge: bool,
+    pub subscriptions: Option<HtmlSafeOutput<crate::subscriptions::handlers::AccountTabPartial>>,
+    pub invoices: Option<HtmlSafeOutput<crate::invoicing::list::AccountTabPartial>>,
 }
 
 pub async fn detail(
@@ -408,6 +410,30 @@ pub async fn detail(
             Ok((ancestors, tree, dups, history))
         })
         .await?;
+    let (subscriptions, invoices) = {
+        let (tab3, ctx2) = (tab.clone(), ctx.clone());
+        ctx.db(&state, move |c| {
+            let subs = if tab3 == "subscriptions" {
+                Some(HtmlSafeOutput(crate::subscriptions::handlers::account_tab(
+                    c, &ctx2, id,
+                )?))
+            } else {
+                None
+            };
+            let invs = if tab3 == "invoices" || tab3 == "overview" {
+                Some(HtmlSafeOutput(crate::invoicing::list::account_tab(
+                    c,
+                    &ctx2,
+                    id,
+                    tab3 == "overview",
+                )?))
+            } else {
+                None
+            };
+            Ok((subs, invs))
+        })
+        .await?
+    };
     let contacts = if tab == "contacts" {
         Some(HtmlSafeOutput(
             super::contacts::contacts_partial(
@@ -440,6 +466,8 @@ pub async fn detail(
         contacts,
         history,
         can_merge: ctx.can(Permission::AccountsMerge),
+        subscriptions,
+        invoices,
     };
     let title = account.display_name.clone();
     render::page(&req, ctx.layout(&req, title, "accounts"), partial)

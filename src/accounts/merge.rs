@@ -32,6 +32,10 @@ use crate::{
 pub const ACCOUNT_REFERENCES: &[(&str, &str)] = &[
     ("contacts", "account_id"),
     ("account_external_ids", "account_id"),
+    ("subscriptions", "account_id"),
+    ("invoices", "account_id"),
+    ("invoices", "bill_to_account_id"),
+    ("account_credits", "account_id"),
 ];
 
 /// Columns of `accounts` that refer to accounts and are handled by the merge itself.

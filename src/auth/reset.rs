@@ -89,6 +89,7 @@ pub async fn forgot(
                 attachments: vec![],
                 reply_to: None,
                 sensitive: true,
+ attach_invoice_pdf: None,
             };
             let mut job = queue::NewJob::new(kinds::SYSTEM_EMAIL, None, json!({ "email": mail }));
             job.max_attempts = 10;

@@ -272,8 +272,241 @@ pub mod tenant {
         }
     }
 
+    diesel::table! {
+        products (id) {
+            id -> Int8,
+            sku -> Text,
+            name -> Text,
+            description -> Text,
+            gl_revenue_account -> Text,
+            tax_category -> Text,
+            revenue_recognition -> Text,
+            status -> Text,
+            version -> Int4,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        prices (id) {
+            id -> Int8,
+            product_id -> Int8,
+            nickname -> Text,
+            currency -> Text,
+            status -> Text,
+            current_version_id -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        price_versions (id) {
+            id -> Int8,
+            price_id -> Int8,
+            version -> Int4,
+            model_kind -> Text,
+            model -> Jsonb,
+            interval_months -> Int4,
+            minimum_commit -> Nullable<Numeric>,
+            created_at -> Timestamptz,
+            created_by -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        subscriptions (id) {
+            id -> Int8,
+            number -> Text,
+            account_id -> Int8,
+            currency -> Text,
+            status -> Text,
+            start_date -> Date,
+            end_date -> Nullable<Date>,
+            trial_end -> Nullable<Date>,
+            interval_months -> Int4,
+            anchor_day -> Int4,
+            timing -> Text,
+            term_months -> Int4,
+            auto_renew -> Bool,
+            po_number -> Nullable<Text>,
+            collection_method -> Text,
+            terms_kind -> Nullable<Text>,
+            terms_days -> Nullable<Int4>,
+            billed_through -> Date,
+            cancel_reason -> Nullable<Text>,
+            canceled_at -> Nullable<Timestamptz>,
+            external_ref -> Nullable<Text>,
+            notes -> Text,
+            version -> Int4,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        subscription_items (id) {
+            id -> Int8,
+            subscription_id -> Int8,
+            product_id -> Int8,
+            price_id -> Int8,
+            price_version_id -> Int8,
+            quantity -> Numeric,
+            discount_percent -> Nullable<Numeric>,
+            discount_amount -> Nullable<Numeric>,
+            start_date -> Date,
+            end_date -> Nullable<Date>,
+            replaces_id -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        subscription_amendments (id) {
+            id -> Int8,
+            subscription_id -> Int8,
+            kind -> Text,
+            effective_date -> Date,
+            summary -> Text,
+            credit -> Numeric,
+            charge -> Numeric,
+            invoice_id -> Nullable<Int8>,
+            actor_user_id -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        usage_records (id) {
+            id -> Int8,
+            subscription_id -> Int8,
+            product_id -> Int8,
+            usage_date -> Date,
+            quantity -> Numeric,
+            external_id -> Text,
+            source -> Text,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        bill_runs (id) {
+            id -> Int8,
+            run_date -> Date,
+            trigger -> Text,
+            status -> Text,
+            total -> Int4,
+            processed -> Int4,
+            created -> Int4,
+            skipped -> Int4,
+            failed -> Int4,
+            failures -> Jsonb,
+            requested_by -> Nullable<Int8>,
+            started_at -> Nullable<Timestamptz>,
+            finished_at -> Nullable<Timestamptz>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        number_series (series) {
+            series -> Text,
+            prefix -> Text,
+            next_value -> Int8,
+        }
+    }
+
+    diesel::table! {
+        invoices (id) {
+            id -> Int8,
+            kind -> Text,
+            number -> Nullable<Text>,
+            status -> Text,
+            account_id -> Int8,
+            bill_to_account_id -> Int8,
+            subscription_id -> Nullable<Int8>,
+            source -> Text,
+            period_start -> Nullable<Date>,
+            period_end -> Nullable<Date>,
+            bill_run_id -> Nullable<Int8>,
+            related_invoice_id -> Nullable<Int8>,
+            currency -> Text,
+            issue_date -> Date,
+            due_date -> Nullable<Date>,
+            terms_kind -> Text,
+            terms_days -> Int4,
+            po_number -> Nullable<Text>,
+            notes -> Text,
+            bill_to -> Jsonb,
+            recipients -> Array<Text>,
+            subtotal -> Numeric,
+            tax_total -> Numeric,
+            total -> Numeric,
+            credit_applied -> Numeric,
+            amount_credited -> Numeric,
+            amount_paid -> Numeric,
+            amount_due -> Numeric,
+            void_reason -> Nullable<Text>,
+            version -> Int4,
+            created_at -> Timestamptz,
+            finalized_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        invoice_lines (id) {
+            id -> Int8,
+            invoice_id -> Int8,
+            position -> Int4,
+            kind -> Text,
+            description -> Text,
+            product_id -> Nullable<Int8>,
+            subscription_item_id -> Nullable<Int8>,
+            price_version_id -> Nullable<Int8>,
+            credited_line_id -> Nullable<Int8>,
+            period_start -> Nullable<Date>,
+            period_end -> Nullable<Date>,
+            quantity -> Numeric,
+            unit_price -> Numeric,
+            amount -> Numeric,
+            discount -> Numeric,
+            net -> Numeric,
+            tax_category -> Text,
+            tax_rate -> Numeric,
+            tax -> Numeric,
+            gl_account -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        invoice_links (invoice_id) {
+            invoice_id -> Int8,
+            nonce -> Bytea,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        account_credits (id) {
+            id -> Int8,
+            account_id -> Int8,
+            currency -> Text,
+            amount -> Numeric,
+            invoice_id -> Int8,
+            memo -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(account_external_ids -> accounts (account_id));
     diesel::joinable!(contacts -> accounts (account_id));
+    diesel::joinable!(prices -> products (product_id));
+    diesel::joinable!(subscriptions -> accounts (account_id));
+    diesel::joinable!(subscription_items -> subscriptions (subscription_id));
+    diesel::joinable!(subscription_items -> products (product_id));
+    diesel::joinable!(subscription_items -> price_versions (price_version_id));
+    diesel::joinable!(invoice_lines -> invoices (invoice_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
         settings,
@@ -284,5 +517,18 @@ pub mod tenant {
         custom_field_defs,
         contacts,
         imports,
+        products,
+        prices,
+        price_versions,
+        subscriptions,
+        subscription_items,
+        subscription_amendments,
+        usage_records,
+        bill_runs,
+        number_series,
+        invoices,
+        invoice_lines,
+        invoice_links,
+        account_credits,
     );
 }

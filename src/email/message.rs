@@ -19,6 +19,10 @@ pub struct OutgoingEmail {
     /// app, only delivered.
     #[serde(default)]
     pub sensitive: bool,
+    /// The deliverer renders this invoice's PDF and attaches it (kept out of the outbox row:
+    /// the finalized invoice is immutable, so the PDF is the same whenever it is rendered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_invoice_pdf: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -67,4 +67,6 @@ pub mod kinds {
     pub const NOOP: &str = "system.noop";
     /// Validates or commits a CSV import; payload `{"import_id": i64}`.
     pub const ACCOUNTS_IMPORT: &str = "accounts.import";
+    /// Runs a bill run; payload `{"bill_run_id": i64}`.
+    pub const BILL_RUN: &str = "billing.run";
 }

@@ -66,6 +66,18 @@ async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = ?e, "reaper failed"),
         }
+        if state.config.schedule_bill_runs {
+            let today = chrono::Utc::now().date_naive();
+            let queued = db::run(&state.pool, move |c| {
+                crate::invoicing::billrun::schedule_daily(c, today)
+            })
+            .await;
+            match queued {
+                Ok(n) if n > 0 => tracing::info!(tenants = n, "queued daily bill runs"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "could not queue daily bill runs"),
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             _ = stop.changed() => break,
@@ -122,6 +134,7 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::SYSTEM_EMAIL => system_email(state, job).await,
         kinds::NOOP => Ok(()),
         kinds::ACCOUNTS_IMPORT => crate::accounts::import::run_job(state, job).await,
+        kinds::BILL_RUN => crate::invoicing::billrun::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

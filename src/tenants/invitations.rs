@@ -111,6 +111,7 @@ pub async fn invite(
                 attachments: vec![],
                 reply_to: None,
                 sensitive: true,
+                attach_invoice_pdf: None,
             };
             let payload = serde_json::to_value(&mail).map_err(AppError::internal)?;
             outbox::enqueue(

@@ -113,6 +113,14 @@ pub fn schema_of(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Option<St
         .optional()?)
 }
 
+pub fn slug_of(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Option<String>> {
+    Ok(tenants::table
+        .filter(tenants::id.eq(tenant_id))
+        .select(tenants::slug)
+        .first(conn)
+        .optional()?)
+}
+
 /// Whether any active membership of the user requires a second factor for its role.
 pub fn requires_2fa(conn: &mut PgConnection, user_id: i64) -> AppResult<bool> {
     Ok(for_user(conn, user_id)?

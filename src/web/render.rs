@@ -37,6 +37,12 @@ pub fn status_for(valid: bool) -> StatusCode {
     }
 }
 
+/// Renders a fragment on its own (htmx swaps such as a live preview).
+pub fn fragment<T: Template>(partial: T) -> AppResult<HttpResponse> {
+    let body = partial.render().map_err(AppError::internal)?;
+    Ok(html(StatusCode::OK, body))
+}
+
 /// Renders `partial` alone for htmx, or inside the layout for a normal request.
 pub fn page<T: Template>(req: &HttpRequest, layout: Layout, partial: T) -> AppResult<HttpResponse> {
     page_with_status(req, StatusCode::OK, layout, partial)

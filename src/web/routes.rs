@@ -4,7 +4,9 @@
 
 use actix_web::web;
 
-use crate::{accounts, audit, auth, dashboard, email, health, tenants};
+use crate::{
+    accounts, audit, auth, catalog, dashboard, email, health, invoicing, subscriptions, tenants,
+};
 
 /// One registered route. `permission` is what the handler's `Allowed<_>` extractor demands
 /// (`None`: any member for tenant routes, or public for the others).
@@ -94,6 +96,34 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/settings/custom-fields" => accounts::custom_fields::page, Some("settings.manage");
     post "/settings/custom-fields" => accounts::custom_fields::add, Some("settings.manage");
     post "/settings/custom-fields/{fid}/archive" => accounts::custom_fields::archive, Some("settings.manage");
+    get "/catalog" => catalog::handlers::list, Some("invoices.view");
+    post "/catalog/products" => catalog::handlers::create_product, Some("catalog.manage");
+    get "/catalog/products/{pid}" => catalog::handlers::product, Some("invoices.view");
+    post "/catalog/products/{pid}" => catalog::handlers::update_product, Some("catalog.manage");
+    post "/catalog/products/{pid}/prices" => catalog::handlers::add_price, Some("catalog.manage");
+    post "/catalog/prices/{prid}" => catalog::handlers::change_price, Some("catalog.manage");
+    get "/accounts/{aid}/subscriptions/new" => subscriptions::handlers::new_form, Some("subscriptions.manage");
+    post "/accounts/{aid}/subscriptions" => subscriptions::handlers::create, Some("subscriptions.manage");
+    post "/accounts/{aid}/subscriptions/preview" => subscriptions::handlers::preview_form, Some("subscriptions.manage");
+    get "/subscriptions/{sid}" => subscriptions::handlers::detail, Some("accounts.view");
+    post "/subscriptions/{sid}/amend" => subscriptions::handlers::amend_submit, Some("subscriptions.manage");
+    post "/subscriptions/{sid}/usage" => subscriptions::handlers::add_usage, Some("subscriptions.manage");
+    get "/invoices" => invoicing::list::list, Some("invoices.view");
+    get "/invoices.csv" => invoicing::list::export, Some("invoices.view");
+    get "/invoices/{inv}" => invoicing::handlers::detail, Some("invoices.view");
+    post "/invoices/{inv}/lines" => invoicing::handlers::add_line, Some("invoices.edit");
+    post "/invoices/{inv}/lines/{lid}/delete" => invoicing::handlers::remove_line, Some("invoices.edit");
+    post "/invoices/{inv}/notes" => invoicing::handlers::save_notes, Some("invoices.edit");
+    post "/invoices/{inv}/finalize" => invoicing::handlers::finalize_one, Some("invoices.finalize");
+    post "/invoices/{inv}/send" => invoicing::handlers::send, Some("invoices.send");
+    post "/invoices/{inv}/void" => invoicing::handlers::void, Some("invoices.void");
+    post "/invoices/{inv}/credit" => invoicing::handlers::credit, Some("invoices.credit");
+    post "/invoices/{inv}/link" => invoicing::handlers::link, Some("invoices.send");
+    get "/billing/runs" => invoicing::runs::list, Some("invoices.view");
+    post "/billing/runs" => invoicing::runs::start, Some("billing.run");
+    get "/billing/runs/{run}" => invoicing::runs::show, Some("invoices.view");
+    get "/settings/billing" => invoicing::runs::settings, Some("settings.manage");
+    post "/settings/billing" => invoicing::runs::save_settings, Some("settings.manage");
     get "/audit" => audit::handlers::page, Some("audit.read");
     get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
     get "/settings/security" => tenants::settings::page, Some("settings.manage");

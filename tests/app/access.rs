@@ -22,6 +22,7 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
         let (_victim_client, victim, _) = member(&app, &t, Role::Sales).await;
         let mail = put_mail(&app, &t, "route test");
         let (aid, cid, iid, fid) = seed_account_records(&app, &t);
+        let b = seed_billing_records(&app, &t, aid);
         let client = if role == Role::Owner {
             owner
         } else {
@@ -35,6 +36,12 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
                 .replace("{cid}", &cid.to_string())
                 .replace("{iid}", &iid.to_string())
                 .replace("{fid}", &fid.to_string())
+                .replace("{pid}", &b.product.to_string())
+                .replace("{prid}", &b.price.to_string())
+                .replace("{sid}", &b.subscription.to_string())
+                .replace("{inv}", &b.invoice.to_string())
+                .replace("{lid}", &b.line.to_string())
+                .replace("{run}", &b.run.to_string())
                 .replace("{kind}", "general");
             // Act
             let resp = if route.method == "get" {
@@ -124,4 +131,43 @@ fn seed_account_records(app: &TestApp, t: &TestTenant) -> (i64, i64, i64, i64) {
     let iid = one("INSERT INTO imports (kind, filename, content) VALUES ('accounts', 'r.csv', 'legal_name\nX\n') RETURNING id".into());
     let fid = one("INSERT INTO custom_field_defs (key, label, kind) VALUES ('region', 'Region', 'text') RETURNING id".into());
     (aid, cid, iid, fid)
+}
+
+pub struct BillingIds {
+    pub product: i64,
+    pub price: i64,
+    pub subscription: i64,
+    pub invoice: i64,
+    pub line: i64,
+    pub run: i64,
+}
+
+/// A product with a price version, a subscription, a draft invoice with a line and a bill run.
+pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingIds {
+    use crate::billing::one;
+    let product = one(app, t, "INSERT INTO products (sku, name, gl_revenue_account) VALUES ('RT', 'Route product', '4000') RETURNING id");
+    let price = one(app, t, &format!("INSERT INTO prices (product_id, nickname, currency) VALUES ({product}, 'List', 'EUR') RETURNING id"));
+    let version = one(app, t, &format!("INSERT INTO price_versions (price_id, version, model_kind, model) VALUES ({price}, 1, 'flat', '{{\"model\": \"flat\", \"amount\": \"10\"}}') RETURNING id"));
+    crate::billing::exec(
+        app,
+        t,
+        &format!("UPDATE prices SET current_version_id = {version} WHERE id = {price}"),
+    );
+    let subscription = one(app, t, &format!("INSERT INTO subscriptions (number, account_id, currency, start_date, interval_months, anchor_day, billed_through) VALUES ('SUB-RT', {aid}, 'EUR', '2026-01-01', 1, 1, '2026-01-01') RETURNING id"));
+    crate::billing::exec(app, t, &format!("INSERT INTO subscription_items (subscription_id, product_id, price_id, price_version_id, start_date) VALUES ({subscription}, {product}, {price}, {version}, '2026-01-01')"));
+    let invoice = one(app, t, &format!("INSERT INTO invoices (account_id, bill_to_account_id, source, currency, issue_date, terms_kind, terms_days) VALUES ({aid}, {aid}, 'manual', 'EUR', '2026-01-01', 'net', 30) RETURNING id"));
+    let line = one(app, t, &format!("INSERT INTO invoice_lines (invoice_id, position, kind, description, quantity, unit_price, amount, net) VALUES ({invoice}, 1, 'one_off', 'Thing', 1, 10, 10, 10) RETURNING id"));
+    let run = one(
+        app,
+        t,
+        "INSERT INTO bill_runs (run_date, trigger) VALUES ('2026-01-01', 'manual') RETURNING id",
+    );
+    BillingIds {
+        product,
+        price,
+        subscription,
+        invoice,
+        line,
+        run,
+    }
 }

@@ -54,6 +54,7 @@ fn invoice_mail() -> OutgoingEmail {
         }],
         reply_to: None,
         sensitive: false,
+        attach_invoice_pdf: None,
     }
 }
 

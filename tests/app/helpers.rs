@@ -119,6 +119,7 @@ pub fn test_config(db_url: &str) -> Config {
     // Tests sign in many times from 127.0.0.1; the throttling test lowers these again.
     c.auth_rate_per_minute = 100_000;
     c.auth_burst = 10_000;
+    c.schedule_bill_runs = false;
     c
 }
 

@@ -8,6 +8,7 @@ mod account_dedupe;
 mod accounts;
 mod audit;
 mod auth;
+mod billing;
 mod csrf;
 mod email;
 mod health;

@@ -17,6 +17,7 @@ fn mail(subject: &str) -> serde_json::Value {
         attachments: vec![],
         reply_to: None,
         sensitive: false,
+        attach_invoice_pdf: None,
     })
     .unwrap()
 }
