@@ -39,6 +39,20 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Performance figures (printed, never asserted in tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Bill a month for N subscriptions in a throwaway tenant and compare with plain INSERTs.
+    Billrun {
+        #[arg(long, default_value_t = 10_000)]
+        subscriptions: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { no_serve } => {
             let pool = startup::prepare_database(&config).await?;
             let p = pool.clone();
-            let info = tokio::task::spawn_blocking(move || demo::provision(&p)).await??;
+            let cfg = config.clone();
+            let info = tokio::task::spawn_blocking(move || demo::provision(&p, &cfg)).await??;
             println!("\nArbor demo tenant {:?} is ready.", info.tenant_name);
             println!("  Open:     {}/login", config.base_url);
             println!("  Sign in:  {} / {}", info.owner_email, demo::PASSWORD);
@@ -128,6 +143,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(msg) => anyhow::bail!(msg),
             }
+        }
+        Command::Bench {
+            command: BenchCommand::Billrun { subscriptions },
+        } => {
+            let pool = startup::prepare_database(&config).await?;
+            let cfg = config.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                crate::bench::billrun(&cfg, &pool, subscriptions)
+            })
+            .await??;
+            report.print();
+            Ok(())
         }
         Command::Tenant {
             command:

@@ -53,7 +53,7 @@ fn user_id(conn: &mut PgConnection, email: &str, name: &str, hash: &str) -> anyh
     }
 }
 
-pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
+pub fn provision(pool: &db::PgPool, config: &crate::Config) -> anyhow::Result<DemoInfo> {
     let mut conn = pool.get()?;
     let c = &mut *conn;
     let hash = password::hash_blocking(PASSWORD)?;
@@ -125,6 +125,18 @@ pub fn provision(pool: &db::PgPool) -> anyhow::Result<DemoInfo> {
             .find(|(_, r)| *r == Role::Sales)
             .map_or(owner, |(id, _)| *id);
         crate::accounts::demo_data::seed(c, &owner_actor, owner, sales)?;
+        let links = crate::invoicing::email::Links {
+            base_url: config.base_url.clone(),
+            slug: SLUG.to_owned(),
+            tenant_id: p.tenant_id,
+            key: config.secret_key.clone(),
+        };
+        crate::invoicing::demo_data::seed(
+            c,
+            &owner_actor,
+            &links,
+            chrono::Utc::now().date_naive(),
+        )?;
         for (email, person, role) in &invited {
             let mail = OutgoingEmail {
                 to: vec![(*email).to_owned()],

@@ -9,6 +9,7 @@ mod macros;
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -107,7 +107,7 @@ pub async fn new_form(
 }
 
 /// Reads the uploaded file (at most [`MAX_BYTES`]).
-async fn read_upload(
+pub(crate) async fn read_upload(
     mut payload: Multipart,
 ) -> AppResult<Result<(String, Vec<u8>, String), String>> {
     let mut file: Option<(String, Vec<u8>)> = None;

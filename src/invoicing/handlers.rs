@@ -802,3 +802,17 @@ pub async fn link(
 pub fn links(state: &AppState, ctx: &TenantCtx) -> Links {
     links_for(state, ctx.tenant.id, &ctx.tenant.slug)
 }
+
+pub async fn pdf(
+    ctx: Allowed<can::InvoicesView>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+) -> AppResult<HttpResponse> {
+    let id = path.1;
+    let vis = visibility(&ctx);
+    let inv = ctx.db(&state, move |c| visible(c, vis, id)).await?;
+    let bytes =
+        super::pdf_doc::render_invoice(&state.pool, &ctx.tenant.schema, &links(&state, &ctx), id)
+            .await?;
+    Ok(super::pdf_doc::response(&inv, bytes))
+}

@@ -9,10 +9,14 @@
 
 pub mod billrun;
 pub mod build;
+pub mod demo_data;
 pub mod domain;
 pub mod email;
 pub mod finalize;
 pub mod handlers;
+pub mod hosted;
 pub mod list;
+pub mod pdf;
+pub mod pdf_doc;
 pub mod repo;
 pub mod runs;

@@ -79,6 +79,34 @@ fn record(conn: &mut PgConnection, id: i64, status: &str, error: Option<&str>) -
     Ok(())
 }
 
+/// The PDF of a finalized invoice, rendered at delivery: the document is immutable, so the
+/// attachment is the same whenever (and however often) delivery runs.
+async fn invoice_attachment(
+    state: &AppState,
+    tenant_id: i64,
+    schema: &TenantSchema,
+    invoice_id: i64,
+) -> Result<crate::email::message::Attachment, JobFailure> {
+    use base64::Engine;
+    let slug = db::run(&state.pool, move |c| tenants::slug_of(c, tenant_id))
+        .await?
+        .ok_or_else(|| JobFailure::permanent("tenant no longer exists"))?;
+    let links = crate::invoicing::billrun::links_for(state, tenant_id, &slug);
+    let s = schema.clone();
+    let inv = db::run(&state.pool, move |c| {
+        db::scope::in_tenant(c, &s, |c| crate::invoicing::repo::get(c, invoice_id))
+    })
+    .await?;
+    let bytes = crate::invoicing::pdf_doc::render_invoice(&state.pool, schema, &links, invoice_id)
+        .await
+        .map_err(|e| JobFailure::retry(format!("rendering the invoice PDF: {e:?}")))?;
+    Ok(crate::email::message::Attachment {
+        filename: crate::invoicing::pdf_doc::filename(&inv),
+        content_type: "application/pdf".into(),
+        data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
 /// Handler of `outbox.deliver` jobs.
 pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
     let tenant_id = job
@@ -104,14 +132,23 @@ pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
     }
     let sent: Result<Delivered, JobFailure> = match row.kind.as_str() {
         KIND_EMAIL => match serde_json::from_value::<OutgoingEmail>(row.payload.clone()) {
-            Ok(mail) => {
+            Ok(mut mail) => {
+                let attached = match mail.attach_invoice_pdf {
+                    Some(id) => invoice_attachment(state, tenant_id, &schema, id)
+                        .await
+                        .map(|a| mail.attachments.push(a)),
+                    None => Ok(()),
+                };
                 let message_id =
                     format!("<outbox-{tenant_id}-{outbox_id}@{}>", state.mailer.domain());
-                state
-                    .mailer
-                    .send(&mail, &message_id)
-                    .await
-                    .map_err(|e| JobFailure::retry(format!("{e:#}")))
+                match attached {
+                    Err(f) => Err(f),
+                    Ok(()) => state
+                        .mailer
+                        .send(&mail, &message_id)
+                        .await
+                        .map_err(|e| JobFailure::retry(format!("{e:#}"))),
+                }
             }
             Err(e) => Err(JobFailure::permanent(format!(
                 "malformed email payload: {e}"

@@ -16,3 +16,4 @@ pub mod handlers;
 pub mod periods;
 pub mod proration;
 pub mod repo;
+pub mod usage_import;

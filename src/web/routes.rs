@@ -108,9 +108,12 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/subscriptions/{sid}" => subscriptions::handlers::detail, Some("accounts.view");
     post "/subscriptions/{sid}/amend" => subscriptions::handlers::amend_submit, Some("subscriptions.manage");
     post "/subscriptions/{sid}/usage" => subscriptions::handlers::add_usage, Some("subscriptions.manage");
+    get "/usage/import" => subscriptions::usage_import::form, Some("subscriptions.manage");
+    post "/usage/import" => subscriptions::usage_import::upload, Some("subscriptions.manage");
     get "/invoices" => invoicing::list::list, Some("invoices.view");
     get "/invoices.csv" => invoicing::list::export, Some("invoices.view");
     get "/invoices/{inv}" => invoicing::handlers::detail, Some("invoices.view");
+    get "/invoices/{inv}/pdf" => invoicing::handlers::pdf, Some("invoices.view");
     post "/invoices/{inv}/lines" => invoicing::handlers::add_line, Some("invoices.edit");
     post "/invoices/{inv}/lines/{lid}/delete" => invoicing::handlers::remove_line, Some("invoices.edit");
     post "/invoices/{inv}/notes" => invoicing::handlers::save_notes, Some("invoices.edit");
@@ -163,4 +166,6 @@ routes!(public_routes, PUBLIC_ROUTES,
     get "/readyz" => health::readyz, None;
     get "/" => tenants::handlers::home, None;
     post "/logout" => auth::handlers::logout, None;
+    get "/p/{slug}/invoices/{id}/{token}" => invoicing::hosted::page, None;
+    get "/p/{slug}/invoices/{id}/{token}/pdf" => invoicing::hosted::pdf, None;
 );

@@ -361,3 +361,74 @@ async fn concurrent_finalization_gives_gapless_unique_numbers() {
     });
     assert!(err.is_err(), "a finalized total cannot be changed");
 }
+
+#[tokio::test]
+async fn usage_csv_is_recorded_whole_or_not_at_all_and_a_reupload_adds_nothing() {
+    // Arrange: a subscription with a usage item.
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "usage").await;
+    let (_, api) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "API",
+        &[("model", "usage"), ("unit_amount", "1")],
+    )
+    .await;
+    let aid = put_account(&app, &t, "Usage Customer", None);
+    let sub = subscribe(
+        &app,
+        &owner,
+        &t,
+        aid,
+        &[
+            ("start_date", "2026-01-01"),
+            ("item0_price", &api.to_string()),
+        ],
+    )
+    .await;
+    let number = in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::subscriptions::repo::get(c, sub)
+    })
+    .unwrap()
+    .number;
+    let upload = |csv: String| {
+        let (app, owner, t) = (&app, &owner, &t);
+        async move {
+            let token = app.csrf(owner).await;
+            let part = reqwest::multipart::Part::bytes(csv.into_bytes())
+                .file_name("usage.csv")
+                .mime_str("text/csv")
+                .unwrap();
+            owner
+                .post(app.url(&format!("/t/{}/usage/import?csrf_token={token}", t.slug)))
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Act: one good row and three bad ones.
+    let bad = format!("subscription,sku,date,quantity,external_id\n{number},API,2026-01-05,10,e1\nSUB-NOPE,API,2026-01-05,1,e2\n{number},API,05/01/2026,1,e3\n{number},API,2026-01-06,-1,e4\n");
+    let resp = upload(bad).await;
+    // Assert: each bad row is named; nothing is recorded.
+    assert_eq!(resp.status(), 422);
+    let page = resp.text().await.unwrap();
+    for needle in ["SUB-NOPE", "Use a date like", "zero or more"] {
+        assert!(page.contains(needle), "{needle}: {page}");
+    }
+    assert_eq!(count(&app, &t, "usage_records"), 0);
+    // A clean file is recorded; uploading it again adds nothing.
+    let good = format!("subscription,sku,date,quantity,external_id\n{number},API,2026-01-05,10,e1\n{number},API,2026-01-20,5,e2\n");
+    assert_eq!(upload(good.clone()).await.status(), 200);
+    assert_eq!(upload(good).await.status(), 200);
+    assert_eq!(count(&app, &t, "usage_records"), 2);
+    // The January usage is billed in February (in advance, usage follows): 15 × 1.00.
+    bill(&app, &t, "2026-02-01");
+    // January has nothing to charge yet, so it gets no invoice.
+    assert_eq!(
+        invoice_totals(&app, &t, sub),
+        vec![(day("2026-02-01"), d("15.00"))]
+    );
+}

@@ -13,6 +13,7 @@ mod csrf;
 mod email;
 mod health;
 mod helpers;
+mod invoices;
 mod jobs;
 mod members;
 mod mfa;

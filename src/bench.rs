@@ -1,0 +1,231 @@
+//! `arbor bench ...`: throughput figures printed by the binary, never asserted in tests.
+//!
+//! `billrun` provisions a throwaway tenant with N accounts, each on a 200/month plan plus a
+//! metered item (2.50 per unit, 10 units used last month), bills the month, and compares the
+//! rate with a baseline: plain multi-row INSERTs of the same invoice and line rows (no
+//! pricing, no locking, no cursors), rolled back. The tenant is dropped afterwards.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use chrono::{Datelike, NaiveDate};
+use diesel::{prelude::*, sql_query};
+
+use crate::{
+    auth::{
+        domain::{Email, PersonName},
+        password,
+    },
+    db::{self, scope},
+    invoicing::{billrun, email::Links, repo as invoices},
+    tenants::{
+        domain::{TenantName, TenantSlug},
+        provision,
+    },
+    Config,
+};
+
+pub struct BillRunReport {
+    pub subscriptions: i64,
+    pub invoices: i32,
+    pub seconds: f64,
+    pub baseline_seconds: f64,
+}
+
+impl BillRunReport {
+    pub fn print(&self) {
+        let rate = f64::from(self.invoices) / self.seconds;
+        let base = f64::from(self.invoices) / self.baseline_seconds;
+        println!(
+            "bill run: {} subscriptions, {} invoices in {:.3} s = {:.0} invoices/s",
+            self.subscriptions, self.invoices, self.seconds, rate
+        );
+        println!("baseline (multi-row INSERT of the same invoice and line rows): {:.3} s = {:.0} invoices/s", self.baseline_seconds, base);
+        println!(
+            "ratio: {:.0}% of baseline (targets: >= 4500 invoices/s and >= 50%)",
+            100.0 * rate / base
+        );
+    }
+}
+
+fn exec(c: &mut PgConnection, sql: &str) -> anyhow::Result<usize> {
+    sql_query(sql)
+        .execute(c)
+        .with_context(|| sql.chars().take(80).collect::<String>())
+}
+
+/// Seeds the bench tenant: catalog, accounts, subscriptions (billed in arrears from the first
+/// day of last month, so this month's run bills exactly one period each) and usage.
+fn seed(c: &mut PgConnection, n: i64, start: NaiveDate) -> anyhow::Result<()> {
+    exec(c, "INSERT INTO products (sku, name, gl_revenue_account) VALUES ('PLAN', 'Plan', '4000'), ('API', 'API calls', '4010')")?;
+    exec(c, "INSERT INTO prices (product_id, nickname, currency) SELECT id, 'List', 'USD' FROM products")?;
+    exec(c, "INSERT INTO price_versions (price_id, version, model_kind, model) SELECT pr.id, 1, CASE p.sku WHEN 'PLAN' THEN 'flat' ELSE 'usage' END, \
+             CASE p.sku WHEN 'PLAN' THEN '{\"model\": \"flat\", \"amount\": \"200\"}'::jsonb ELSE '{\"model\": \"usage\", \"unit_amount\": \"2.50\", \"included\": \"0\"}'::jsonb END \
+             FROM prices pr JOIN products p ON p.id = pr.product_id")?;
+    exec(c, "UPDATE prices SET current_version_id = v.id FROM price_versions v WHERE v.price_id = prices.id")?;
+    exec(c, &format!("INSERT INTO accounts (account_number, legal_name, display_name, name_key, currency) \
+                      SELECT 'B-' || g, 'Bench Customer ' || g, 'Bench Customer ' || g, 'bench customer ' || g, 'USD' FROM generate_series(1, {n}) g"))?;
+    exec(c, &format!("INSERT INTO subscriptions (number, account_id, currency, start_date, interval_months, anchor_day, timing, billed_through) \
+                      SELECT 'SUB-B' || a.id, a.id, 'USD', '{start}', 1, 1, 'arrears', '{start}' FROM accounts a"))?;
+    exec(c, &format!("INSERT INTO subscription_items (subscription_id, product_id, price_id, price_version_id, start_date) \
+                      SELECT s.id, pr.product_id, pr.id, pr.current_version_id, '{start}' FROM subscriptions s CROSS JOIN prices pr"))?;
+    exec(c, &format!("INSERT INTO usage_records (subscription_id, product_id, usage_date, quantity, external_id, source) \
+                      SELECT s.id, p.id, '{start}'::date + 9, 10, 'bench-' || s.id, 'api' FROM subscriptions s CROSS JOIN products p WHERE p.sku = 'API'"))?;
+    exec(c, "ANALYZE")?;
+    Ok(())
+}
+
+/// The baseline: the same invoice and line rows, inserted plainly in the same chunk size.
+fn baseline(c: &mut PgConnection, run_id: i64) -> anyhow::Result<f64> {
+    use crate::db::schema::tenant::invoices as inv;
+    let rows: Vec<invoices::Invoice> = inv::table
+        .filter(inv::bill_run_id.eq(run_id))
+        .select(invoices::Invoice::as_select())
+        .load(c)?;
+    let mut new_rows = Vec::with_capacity(rows.len());
+    let mut new_lines = Vec::new();
+    for i in &rows {
+        new_rows.push(invoices::NewInvoice {
+            kind: i.kind.clone(),
+            account_id: i.account_id,
+            bill_to_account_id: i.bill_to_account_id,
+            subscription_id: None,
+            source: "manual".into(),
+            period_start: i.period_start,
+            period_end: i.period_end,
+            bill_run_id: None,
+            related_invoice_id: None,
+            currency: i.currency.clone(),
+            issue_date: i.issue_date,
+            terms_kind: i.terms_kind.clone(),
+            terms_days: i.terms_days,
+            po_number: i.po_number.clone(),
+            notes: i.notes.clone(),
+            subtotal: i.subtotal,
+            tax_total: i.tax_total,
+            total: i.total,
+            amount_due: i.amount_due,
+        });
+        for l in invoices::lines_of(c, i.id)? {
+            new_lines.push(invoices::NewLine {
+                invoice_id: 0,
+                position: l.position,
+                kind: l.kind,
+                description: l.description,
+                product_id: l.product_id,
+                subscription_item_id: l.subscription_item_id,
+                price_version_id: l.price_version_id,
+                credited_line_id: None,
+                period_start: l.period_start,
+                period_end: l.period_end,
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                amount: l.amount,
+                discount: l.discount,
+                net: l.net,
+                tax_category: l.tax_category,
+                tax_rate: l.tax_rate,
+                tax: l.tax,
+                gl_account: l.gl_account,
+            });
+        }
+    }
+    let per_invoice = new_lines.len() / new_rows.len().max(1);
+    let started = Instant::now();
+    let result = c.transaction::<(), diesel::result::Error, _>(|c| {
+        let mut line_at = 0;
+        for chunk in new_rows.chunks(500) {
+            let ids: Vec<i64> = diesel::insert_into(inv::table)
+                .values(chunk)
+                .returning(inv::id)
+                .get_results(c)?;
+            let mut lines = Vec::with_capacity(ids.len() * per_invoice);
+            for id in ids {
+                for l in &new_lines[line_at..line_at + per_invoice] {
+                    lines.push(invoices::NewLine {
+                        invoice_id: id,
+                        ..l.clone()
+                    });
+                }
+                line_at += per_invoice;
+            }
+            for lc in lines.chunks(1000) {
+                diesel::insert_into(crate::db::schema::tenant::invoice_lines::table)
+                    .values(lc)
+                    .execute(c)?;
+            }
+        }
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    match result {
+        Err(diesel::result::Error::RollbackTransaction) => Ok(elapsed),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(elapsed),
+    }
+}
+
+pub fn billrun(config: &Config, pool: &db::PgPool, n: i64) -> anyhow::Result<BillRunReport> {
+    let mut conn = pool.get()?;
+    let c = &mut *conn;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let slug = TenantSlug::parse(&format!("bench-{tag}")).map_err(|e| anyhow!(e))?;
+    let owner = provision::Owner::New {
+        email: Email::parse(&format!("bench-{tag}@bench.invalid")).map_err(|e| anyhow!(e))?,
+        name: PersonName::parse("Bench owner").map_err(|e| anyhow!(e))?,
+        password_hash: password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
+    };
+    let p = provision::provision(
+        c,
+        &slug,
+        &TenantName::parse("Bench").map_err(|e| anyhow!(e))?,
+        owner,
+    )?;
+    let today = chrono::Utc::now().date_naive();
+    let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+        .ok_or_else(|| anyhow!("bad date"))?;
+    let last_month = this_month
+        .pred_opt()
+        .and_then(|d| NaiveDate::from_ymd_opt(d.year(), d.month(), 1))
+        .ok_or_else(|| anyhow!("bad date"))?;
+    let outcome = (|| -> anyhow::Result<BillRunReport> {
+        scope::in_tenant(c, &p.schema, |c| {
+            seed(c, n, last_month).map_err(crate::error::AppError::internal)
+        })?;
+        let links = Links {
+            base_url: config.base_url.clone(),
+            slug: p.slug.clone(),
+            tenant_id: p.tenant_id,
+            key: config.secret_key.clone(),
+        };
+        let run_id = scope::in_tenant(c, &p.schema, |c| {
+            billrun::create(c, this_month, "bench", None)
+        })?;
+        let started = Instant::now();
+        let run = billrun::run(c, &p.schema, &links, run_id)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let baseline_seconds = scope::in_tenant(c, &p.schema, |c| {
+            baseline(c, run_id).map_err(crate::error::AppError::internal)
+        })?;
+        Ok(BillRunReport {
+            subscriptions: n,
+            invoices: run.created,
+            seconds,
+            baseline_seconds,
+        })
+    })();
+    // Throwaway: the schema and the control rows go, whatever happened above.
+    exec(
+        c,
+        &format!("DROP SCHEMA IF EXISTS {} CASCADE", p.schema.as_str()),
+    )?;
+    exec(
+        c,
+        &format!("DELETE FROM control.tenants WHERE id = {}", p.tenant_id),
+    )?;
+    exec(
+        c,
+        &format!("DELETE FROM control.users WHERE id = {}", p.owner_id),
+    )?;
+    outcome
+}
