@@ -108,6 +108,13 @@ impl Currency {
         }
     }
 
+    /// A formatter for amounts stored with `code`; an unknown code shows the raw decimal
+    /// rather than failing a page.
+    pub fn formatter(code: &str) -> impl Fn(Decimal) -> String {
+        let currency = Self::parse(code).ok();
+        move |d| currency.map_or_else(|| d.to_string(), |c| c.format(d))
+    }
+
     /// `(code, name)` of every supported currency, for pickers.
     pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
         CURRENCIES.iter().map(|(c, _, n)| (*c, *n))

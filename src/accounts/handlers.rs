@@ -411,7 +411,7 @@ pub async fn detail(
         })
         .await?;
     let (subscriptions, invoices) = {
-        let (tab3, ctx2) = (tab.clone(), ctx.clone());
+        let (tab3, ctx2, token) = (tab.clone(), ctx.clone(), csrf::token(&req));
         ctx.db(&state, move |c| {
             let subs = if tab3 == "subscriptions" {
                 Some(HtmlSafeOutput(crate::subscriptions::handlers::account_tab(
@@ -424,6 +424,7 @@ pub async fn detail(
                 Some(HtmlSafeOutput(crate::invoicing::list::account_tab(
                     c,
                     &ctx2,
+                    token,
                     id,
                     tab3 == "overview",
                 )?))

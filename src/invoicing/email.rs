@@ -156,8 +156,7 @@ pub fn vars(
     } else {
         company
     };
-    let cur = Currency::parse(&inv.currency).ok();
-    let money = |d: rust_decimal::Decimal| cur.map_or_else(|| d.to_string(), |c| c.format(d));
+    let money = Currency::formatter(&inv.currency);
     Ok(vec![
         ("number", inv.label()),
         ("company", company),

@@ -32,6 +32,7 @@ use crate::{
     web::{csrf, render, AppState},
 };
 
+/// The billing date. UTC for now: per-tenant time zones (`company.timezone`) are not applied yet.
 pub fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
@@ -61,13 +62,8 @@ pub struct LineView {
     pub source: String,
 }
 
-pub fn money_fmt(currency: &str) -> impl Fn(Decimal) -> String {
-    let cur = Currency::parse(currency).ok();
-    move |d: Decimal| cur.map_or_else(|| d.to_string(), |c| c.format(d))
-}
-
 pub fn line_views(inv: &Invoice, lines: &[Line]) -> Vec<LineView> {
-    let m = money_fmt(&inv.currency);
+    let m = Currency::formatter(&inv.currency);
     lines
         .iter()
         .map(|l| LineView {
@@ -158,14 +154,14 @@ pub async fn render_detail(
             let payer_name = name(c, inv.bill_to_account_id)?;
             let mut related: Vec<(i64, String, String)> = repo::credit_notes_of(c, id)?
                 .into_iter()
-                .map(|n| (n.id, n.label(), money_fmt(&n.currency)(n.total)))
+                .map(|n| (n.id, n.label(), Currency::formatter(&n.currency)(n.total)))
                 .collect();
             if let Some(r) = inv.related_invoice_id {
                 let orig = repo::get(c, r)?;
                 related.push((
                     orig.id,
                     format!("Credits {}", orig.label()),
-                    money_fmt(&orig.currency)(orig.total),
+                    Currency::formatter(&orig.currency)(orig.total),
                 ));
             }
             let link = email::link_nonce(c, id)?.map(|n| links.hosted(id, &n));
@@ -197,7 +193,7 @@ pub async fn render_detail(
             ))
         })
         .await?;
-    let m = money_fmt(&inv.currency);
+    let m = Currency::formatter(&inv.currency);
     let discount: Decimal = lines.iter().map(|l| l.discount).sum();
     let draft = inv.status == "draft";
     let mut notes_form = Fields::default();
@@ -815,4 +811,58 @@ pub async fn pdf(
         super::pdf_doc::render_invoice(&state.pool, &ctx.tenant.schema, &links(&state, &ctx), id)
             .await?;
     Ok(super::pdf_doc::response(&inv, bytes))
+}
+
+/// Starts a one-off draft invoice for an account; lines are added on the invoice page.
+pub async fn new_one_off(
+    req: HttpRequest,
+    ctx: Allowed<can::InvoicesEdit>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+) -> AppResult<HttpResponse> {
+    let account_id = path.1;
+    let actor = Actor::from_ctx(&ctx, &req);
+    let vis = visibility(&ctx);
+    let id = ctx
+        .db(&state, move |c| {
+            let account = accounts::get_visible(c, account_id, vis)?;
+            if matches!(account.status.as_str(), "merged" | "closed") {
+                return Err(AppError::Conflict(format!(
+                    "{} is {}; it cannot be invoiced.",
+                    account.display_name, account.status
+                )));
+            }
+            let payer = Payer::of(&accounts::bill_to(c, account_id)?);
+            let currency = Currency::parse(&account.currency)
+                .map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
+            let built = build::build(
+                Header {
+                    kind: "invoice",
+                    source: "manual",
+                    account_id,
+                    subscription_id: None,
+                    period: None,
+                    bill_run_id: None,
+                    related_invoice_id: None,
+                    currency,
+                    issue_date: today(),
+                    terms: payer.terms,
+                    po_number: account.po_number.clone(),
+                    notes: String::new(),
+                },
+                &payer,
+                repo::tax_rates(c)?,
+                &[],
+            );
+            let id = repo::insert_one(c, &built.invoice)?;
+            audit::record(
+                c,
+                &actor,
+                &Entry::new("invoice.created", "invoice", id)
+                    .after(json!({ "source": "manual", "account_id": account_id })),
+            )?;
+            Ok(id)
+        })
+        .await?;
+    Ok(back(&req, &ctx, id))
 }

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::{
     billrun::links_for,
     email,
-    handlers::{line_views, money_fmt, LineView},
+    handlers::{line_views, LineView},
     pdf_doc,
     repo::{self, Invoice},
 };
@@ -104,7 +104,7 @@ pub async fn page(
         })
     })
     .await?;
-    let m = money_fmt(&inv.currency);
+    let m = crate::money::Currency::formatter(&inv.currency);
     let balance: rust_decimal::Decimal = statement
         .iter()
         .filter(|i| i.currency == inv.currency && i.status == "open")
@@ -128,7 +128,7 @@ pub async fn page(
         statement: statement
             .iter()
             .map(|i| {
-                let mm = money_fmt(&i.currency);
+                let mm = crate::money::Currency::formatter(&i.currency);
                 StatementRow {
                     number: i.label(),
                     kind: if i.is_credit_note() {

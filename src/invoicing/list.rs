@@ -145,8 +145,7 @@ fn rows(conn: &mut PgConnection, list: &[Invoice]) -> AppResult<Vec<Row>> {
     Ok(list
         .iter()
         .map(|i| {
-            let cur = Currency::parse(&i.currency).ok();
-            let money = |d: Decimal| cur.map_or_else(|| d.to_string(), |c| c.format(d));
+            let money = Currency::formatter(&i.currency);
             Row {
                 id: i.id,
                 label: i.label(),
@@ -337,6 +336,8 @@ pub struct AccountTabPartial {
     /// (currency, owed by this account, owed across its family, account credit)
     pub balances: Vec<(String, String, String, String)>,
     pub rows: Vec<Row>,
+    pub can_invoice: bool,
+    pub csrf_token: String,
 }
 
 /// The balance summary (overview) or invoice list (invoices tab) of an account page. The
@@ -344,6 +345,7 @@ pub struct AccountTabPartial {
 pub fn account_tab(
     conn: &mut PgConnection,
     ctx: &crate::tenants::TenantCtx,
+    csrf_token: String,
     account_id: i64,
     summary_only: bool,
 ) -> AppResult<AccountTabPartial> {
@@ -401,7 +403,7 @@ pub fn account_tab(
     let balances = currencies
         .iter()
         .map(|c| {
-            let m = super::handlers::money_fmt(c);
+            let m = crate::money::Currency::formatter(c);
             (
                 c.clone(),
                 m(pick(&own, c)),
@@ -431,5 +433,7 @@ pub fn account_tab(
         summary_only,
         balances,
         rows,
+        can_invoice: ctx.can(crate::auth::permissions::Permission::InvoicesEdit),
+        csrf_token,
     })
 }

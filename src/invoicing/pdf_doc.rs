@@ -7,7 +7,7 @@ use diesel::PgConnection;
 
 use super::{
     email::{self, Links},
-    handlers::{line_views, money_fmt},
+    handlers::line_views,
     pdf::{self, DocKind, Party, PdfDocument, PdfLine},
     repo::{self, Invoice},
 };
@@ -59,7 +59,7 @@ pub fn document(
 ) -> AppResult<(Invoice, PdfDocument)> {
     let inv = repo::get(conn, id)?;
     let lines = repo::lines_of(conn, id)?;
-    let m = money_fmt(&inv.currency);
+    let m = crate::money::Currency::formatter(&inv.currency);
     let setting = |c: &mut PgConnection, k: &str| repo::text_setting(c, k);
     let legal = setting(conn, "company.legal_name")?;
     let name = if legal.is_empty() {

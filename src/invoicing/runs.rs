@@ -136,7 +136,7 @@ pub async fn show(
                     i.id,
                     i.label(),
                     i.status.clone(),
-                    super::handlers::money_fmt(&i.currency)(i.total),
+                    crate::money::Currency::formatter(&i.currency)(i.total),
                 )
             })
             .collect(),

@@ -61,6 +61,18 @@ impl SubscriptionInput {
         }
     }
 
+    /// Without auto-renewal and without an explicit end, the subscription ends with its term.
+    pub fn apply_term_end(&mut self) {
+        if self.auto_renew || self.end_date.is_some() {
+            return;
+        }
+        let months = u32::try_from(self.term_months).unwrap_or(12);
+        self.end_date = self
+            .start_date
+            .checked_add_months(chrono::Months::new(months))
+            .and_then(|d| d.pred_opt());
+    }
+
     pub fn parse(f: &Fields, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut e = FieldErrors::default();
         let date = |name: &str, e: &mut FieldErrors| {
@@ -257,6 +269,25 @@ mod tests {
         .unwrap();
         assert_eq!((s.anchor_day, s.interval_months), (17, 3));
         assert_eq!(s.items[0].discount_percent, Some(Decimal::TEN));
+    }
+
+    #[test]
+    fn without_auto_renew_the_term_sets_the_end() {
+        let base = [
+            ("start_date", "2026-01-31"),
+            ("cycle", "1"),
+            ("timing", "advance"),
+            ("term_months", "12"),
+            ("item0_price", "1"),
+        ];
+        let mut s = SubscriptionInput::parse(&fields(&base), day("2026-01-01")).unwrap();
+        s.apply_term_end();
+        assert_eq!(s.end_date, Some(day("2027-01-30")));
+        let mut renewing = fields(&base);
+        renewing.set("auto_renew", "yes");
+        let mut s = SubscriptionInput::parse(&renewing, day("2026-01-01")).unwrap();
+        s.apply_term_end();
+        assert_eq!(s.end_date, None);
     }
 
     #[test]

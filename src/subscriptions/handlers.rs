@@ -24,15 +24,11 @@ use crate::{
     catalog::{handlers::terms_summary, repo as catalog},
     db::schema::tenant::usage_records,
     error::{AppError, AppResult, FieldErrors},
-    invoicing::{billrun::links_for, build, repo as invoices},
+    invoicing::{billrun::links_for, build, handlers::today, repo as invoices},
     money::Currency,
     tenants::TenantCtx,
     web::{csrf, render, AppState},
 };
-
-pub fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
-}
 
 /// `(price id, "Product · nickname — terms")` for the account's currency.
 fn price_options(
@@ -318,10 +314,11 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let account_id = path.1;
     let form = Fields::from_pairs(body.into_inner());
-    let input = match SubscriptionInput::parse(&form, today()) {
+    let mut input = match SubscriptionInput::parse(&form, today()) {
         Ok(i) => i,
         Err(e) => return render_new(&req, &ctx, &state, account_id, form, e).await,
     };
+    input.apply_term_end();
     let actor = Actor::from_ctx(&ctx, &req);
     let vis = visibility(&ctx);
     let uid = ctx.user.id;
@@ -419,8 +416,7 @@ pub async fn render_detail(
             ))
         })
         .await?;
-    let cur = Currency::parse(&sub.currency).ok();
-    let money = |d: Decimal| cur.map_or_else(|| d.to_string(), |c| c.format(d));
+    let money = Currency::formatter(&sub.currency);
     let today = today();
     let items: Vec<ItemView> = rows
         .iter()

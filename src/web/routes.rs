@@ -112,6 +112,7 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/usage/import" => subscriptions::usage_import::upload, Some("subscriptions.manage");
     get "/invoices" => invoicing::list::list, Some("invoices.view");
     get "/invoices.csv" => invoicing::list::export, Some("invoices.view");
+    post "/accounts/{aid}/invoices" => invoicing::handlers::new_one_off, Some("invoices.edit");
     get "/invoices/{inv}" => invoicing::handlers::detail, Some("invoices.view");
     get "/invoices/{inv}/pdf" => invoicing::handlers::pdf, Some("invoices.view");
     post "/invoices/{inv}/lines" => invoicing::handlers::add_line, Some("invoices.edit");
