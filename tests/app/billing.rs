@@ -360,6 +360,10 @@ async fn concurrent_finalization_gives_gapless_unique_numbers() {
         .execute(c)?)
     });
     assert!(err.is_err(), "a finalized total cannot be changed");
+    let line = in_tenant(&mut app.conn(), &t.schema(), |c| {
+        Ok(sql_query(format!("INSERT INTO invoice_lines (invoice_id, position, kind, description, quantity, unit_price, amount, net) VALUES ({}, 2, 'one_off', 'Sneaked in', 1, 1, 1, 1)", ids[0])).execute(c)?)
+    });
+    assert!(line.is_err(), "a finalized invoice takes no new line");
 }
 
 #[tokio::test]
