@@ -436,3 +436,57 @@ async fn usage_csv_is_recorded_whole_or_not_at_all_and_a_reupload_adds_nothing()
         vec![(day("2026-02-01"), d("15.00"))]
     );
 }
+
+#[tokio::test]
+async fn the_subscription_editor_previews_the_first_invoice_as_the_form_changes() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "preview").await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('tax.standard_rate', '\"10\"')",
+    );
+    let (_, seats) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "SEAT",
+        &[("model", "per_unit"), ("unit_amount", "12.50")],
+    )
+    .await;
+    let aid = put_account(&app, &t, "Preview GmbH", None);
+    let path = format!("/t/{}/accounts/{aid}/subscriptions/preview", t.slug);
+    // Act: what htmx posts on change — 8 seats from the 17th of a 30-day month, anchored on the 1st.
+    let fields = [
+        ("start_date", "2026-06-17"),
+        ("anchor_day", "1"),
+        ("cycle", "1"),
+        ("timing", "advance"),
+        ("term_months", "12"),
+        ("item0_price", &seats.to_string()),
+        ("item0_quantity", "8"),
+    ];
+    let resp = app.post_form(&owner, &path, &fields).await;
+    // Assert: 100.00 × 14/30 = 46.67, tax 4.67, total 51.34; nothing is saved.
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("46.67") && html.contains("51.34"), "{html}");
+    assert!(!html.contains("<html"), "a fragment, not a page");
+    assert_eq!(count(&app, &t, "subscriptions"), 0);
+    // An invalid form previews its first problem instead.
+    let resp = app
+        .post_form(
+            &owner,
+            &path,
+            &[
+                ("start_date", "soon"),
+                ("cycle", "1"),
+                ("timing", "advance"),
+                ("term_months", "12"),
+            ],
+        )
+        .await;
+    assert!(resp.text().await.unwrap().contains("is not a date"));
+}
