@@ -23,6 +23,7 @@ pub mod health;
 pub mod invoicing;
 pub mod jobs;
 pub mod money;
+pub mod payments;
 pub mod startup;
 pub mod subscriptions;
 pub mod tenants;

@@ -34,6 +34,11 @@ impl Fields {
         self.0.insert(name.to_owned(), value.into());
     }
 
+    /// Names of the submitted fields, for forms with one field per row (`apply_<id>`).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// A decimal number, blank as `None`. Accepts thousands separators ("1,250.50").
     pub fn decimal(&self, name: &str) -> Result<Option<Decimal>, String> {
         let raw = self.get(name).replace([',', ' ', '_'], "");

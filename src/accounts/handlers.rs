@@ -345,6 +345,7 @@ pub struct DetailPartial {
     pub can_merge: bool,
     pub subscriptions: Option<HtmlSafeOutput<crate::subscriptions::handlers::AccountTabPartial>>,
     pub invoices: Option<HtmlSafeOutput<crate::invoicing::list::AccountTabPartial>>,
+    pub payments: Option<HtmlSafeOutput<crate::payments::handlers::AccountTabPartial>>,
 }
 
 pub async fn detail(
@@ -410,8 +411,9 @@ pub async fn detail(
             Ok((ancestors, tree, dups, history))
         })
         .await?;
-    let (subscriptions, invoices) = {
+    let (subscriptions, invoices, payments) = {
         let (tab3, ctx2, token) = (tab.clone(), ctx.clone(), csrf::token(&req));
+        let token2 = token.clone();
         ctx.db(&state, move |c| {
             let subs = if tab3 == "subscriptions" {
                 Some(HtmlSafeOutput(crate::subscriptions::handlers::account_tab(
@@ -431,7 +433,19 @@ pub async fn detail(
             } else {
                 None
             };
-            Ok((subs, invs))
+            let pays = if tab3 == "payments" {
+                Some(HtmlSafeOutput(crate::payments::handlers::account_tab(
+                    c,
+                    &ctx2,
+                    token2,
+                    id,
+                    Fields::default(),
+                    FieldErrors::default(),
+                )?))
+            } else {
+                None
+            };
+            Ok((subs, invs, pays))
         })
         .await?
     };
@@ -469,6 +483,7 @@ pub async fn detail(
         can_merge: ctx.can(Permission::AccountsMerge),
         subscriptions,
         invoices,
+        payments,
     };
     let title = account.display_name.clone();
     render::page(&req, ctx.layout(&req, title, "accounts"), partial)

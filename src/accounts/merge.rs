@@ -36,6 +36,7 @@ pub const ACCOUNT_REFERENCES: &[(&str, &str)] = &[
     ("invoices", "account_id"),
     ("invoices", "bill_to_account_id"),
     ("account_credits", "account_id"),
+    ("payments", "account_id"),
 ];
 
 /// Columns of `accounts` that refer to accounts and are handled by the merge itself.

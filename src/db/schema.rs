@@ -499,6 +499,59 @@ pub mod tenant {
         }
     }
 
+    diesel::table! {
+        payments (id) {
+            id -> Int8,
+            account_id -> Int8,
+            method -> Text,
+            currency -> Text,
+            amount -> Numeric,
+            received_on -> Date,
+            reference -> Text,
+            status -> Text,
+            refunded -> Numeric,
+            reversal_reason -> Nullable<Text>,
+            reversed_at -> Nullable<Timestamptz>,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        payment_applications (id) {
+            id -> Int8,
+            payment_id -> Int8,
+            invoice_id -> Int8,
+            amount -> Numeric,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        refunds (id) {
+            id -> Int8,
+            payment_id -> Int8,
+            amount -> Numeric,
+            refunded_on -> Date,
+            reference -> Text,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        events (id) {
+            id -> Int8,
+            #[sql_name = "type"]
+            event_type -> Text,
+            entity -> Text,
+            entity_id -> Int8,
+            payload -> Jsonb,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(account_external_ids -> accounts (account_id));
     diesel::joinable!(contacts -> accounts (account_id));
     diesel::joinable!(prices -> products (product_id));
@@ -507,6 +560,8 @@ pub mod tenant {
     diesel::joinable!(subscription_items -> products (product_id));
     diesel::joinable!(subscription_items -> price_versions (price_version_id));
     diesel::joinable!(invoice_lines -> invoices (invoice_id));
+    diesel::joinable!(payment_applications -> payments (payment_id));
+    diesel::joinable!(payment_applications -> invoices (invoice_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
         settings,
@@ -530,5 +585,9 @@ pub mod tenant {
         invoice_lines,
         invoice_links,
         account_credits,
+        payments,
+        payment_applications,
+        refunds,
+        events,
     );
 }

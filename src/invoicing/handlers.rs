@@ -123,6 +123,8 @@ pub struct DetailPartial {
     pub related: Vec<(i64, String, String)>,
     pub link: Option<String>,
     pub outbox: Vec<(i64, String, String)>,
+    /// `(payment id, received on, method, amount)` applied to this invoice.
+    pub payments: Vec<(i64, String, String, String)>,
     pub can_edit: bool,
     pub can_finalize: bool,
     pub can_send: bool,
@@ -143,7 +145,7 @@ pub async fn render_detail(
 ) -> AppResult<HttpResponse> {
     let vis = visibility(ctx);
     let links = links_for(state, ctx.tenant.id, &ctx.tenant.slug);
-    let (inv, lines, account_name, payer_name, related, link, outbox, history) = ctx
+    let (inv, lines, account_name, payer_name, related, link, (outbox, payments), history) = ctx
         .db(state, move |c| {
             let inv = visible(c, vis, id)?;
             let lines = repo::lines_of(c, id)?;
@@ -181,6 +183,13 @@ pub async fn render_detail(
                 .map(|(i, s, t)| (i, s, t.format("%Y-%m-%d %H:%M").to_string()))
                 .collect();
             let history = audit::handlers::history(c, "invoice", &id.to_string())?;
+            let m = Currency::formatter(&inv.currency);
+            let payments: Vec<(i64, String, String, String)> =
+                crate::payments::repo::for_invoice(c, id)?
+                    .into_iter()
+                    .filter(|(_, a)| !a.is_zero())
+                    .map(|(p, a)| (p.id, p.received_on.to_string(), p.method, m(a)))
+                    .collect();
             Ok((
                 inv,
                 lines,
@@ -188,7 +197,7 @@ pub async fn render_detail(
                 payer_name,
                 related,
                 link,
-                outbox,
+                (outbox, payments),
                 history,
             ))
         })
@@ -223,6 +232,7 @@ pub async fn render_detail(
         related,
         link,
         outbox,
+        payments,
         can_edit: draft && ctx.can(Permission::InvoicesEdit),
         can_finalize: draft && ctx.can(Permission::InvoicesFinalize),
         can_send: !draft && inv.status != "void" && ctx.can(Permission::InvoicesSend),

@@ -5,7 +5,8 @@
 use actix_web::web;
 
 use crate::{
-    accounts, audit, auth, catalog, dashboard, email, health, invoicing, subscriptions, tenants,
+    accounts, audit, auth, catalog, dashboard, email, health, invoicing, payments, subscriptions,
+    tenants,
 };
 
 /// One registered route. `permission` is what the handler's `Allowed<_>` extractor demands
@@ -123,6 +124,12 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/invoices/{inv}/void" => invoicing::handlers::void, Some("invoices.void");
     post "/invoices/{inv}/credit" => invoicing::handlers::credit, Some("invoices.credit");
     post "/invoices/{inv}/link" => invoicing::handlers::link, Some("invoices.send");
+    post "/accounts/{aid}/payments" => payments::handlers::record, Some("payments.record");
+    get "/payments/{pay}" => payments::handlers::detail, Some("invoices.view");
+    post "/payments/{pay}/apply" => payments::handlers::apply, Some("payments.record");
+    post "/payments/{pay}/unapply/{inv}" => payments::handlers::unapply, Some("payments.record");
+    post "/payments/{pay}/refund" => payments::handlers::refund, Some("payments.record");
+    post "/payments/{pay}/reverse" => payments::handlers::reverse, Some("payments.record");
     get "/billing/runs" => invoicing::runs::list, Some("invoices.view");
     post "/billing/runs" => invoicing::runs::start, Some("billing.run");
     get "/billing/runs/{run}" => invoicing::runs::show, Some("invoices.view");

@@ -42,6 +42,7 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
                 .replace("{inv}", &b.invoice.to_string())
                 .replace("{lid}", &b.line.to_string())
                 .replace("{run}", &b.run.to_string())
+                .replace("{pay}", &b.payment.to_string())
                 .replace("{kind}", "general");
             // Act
             let resp = if route.method == "get" {
@@ -140,6 +141,7 @@ pub struct BillingIds {
     pub invoice: i64,
     pub line: i64,
     pub run: i64,
+    pub payment: i64,
 }
 
 /// A product with a price version, a subscription, a draft invoice with a line and a bill run.
@@ -162,6 +164,7 @@ pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingI
         t,
         "INSERT INTO bill_runs (run_date, trigger) VALUES ('2026-01-01', 'manual') RETURNING id",
     );
+    let payment = one(app, t, &format!("INSERT INTO payments (account_id, method, currency, amount, received_on) VALUES ({aid}, 'wire', 'EUR', 10, '2026-01-02') RETURNING id"));
     BillingIds {
         product,
         price,
@@ -169,5 +172,6 @@ pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingI
         invoice,
         line,
         run,
+        payment,
     }
 }

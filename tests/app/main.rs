@@ -18,4 +18,5 @@ mod jobs;
 mod members;
 mod mfa;
 mod migrations;
+mod payments;
 mod tenancy;
