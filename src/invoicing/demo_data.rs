@@ -209,5 +209,37 @@ pub fn seed(c: &mut PgConnection, actor: &Actor, links: &Links, today: NaiveDate
         .select(invoices::id)
         .load(c)?;
     finalize::finalize(c, actor, links, &past, today)?;
+    // The oldest invoices of the first accounts are paid by wire, one of them only in part.
+    let paying: Vec<(i64, String)> = invoices::table
+        .filter(invoices::status.eq("open"))
+        .select((invoices::bill_to_account_id, invoices::currency))
+        .distinct()
+        .order(invoices::bill_to_account_id)
+        .limit(3)
+        .load(c)?;
+    for (n, (account_id, currency)) in paying.iter().enumerate() {
+        let open = crate::payments::repo::open_invoices(c, *account_id, currency)?;
+        let Some(first) = open.iter().min_by_key(|o| o.id) else {
+            continue;
+        };
+        let amount = if n == 1 {
+            (first.due / Decimal::TWO).round_dp(2)
+        } else {
+            first.due
+        };
+        let id = crate::payments::repo::insert(
+            c,
+            &crate::payments::repo::NewPayment {
+                account_id: *account_id,
+                method: "wire",
+                currency,
+                amount,
+                received_on: first.due_date.unwrap_or(today).min(today),
+                reference: &format!("BANK-{}", 7700 + n),
+                created_by: actor.user_id,
+            },
+        )?;
+        crate::payments::repo::apply(c, id, &[(first.id, amount)], actor.user_id)?;
+    }
     Ok(())
 }
