@@ -541,6 +541,25 @@ pub mod tenant {
     }
 
     diesel::table! {
+        remittance_lines (id) {
+            id -> Int8,
+            filename -> Text,
+            line_no -> Int4,
+            received_on -> Date,
+            amount -> Numeric,
+            currency -> Text,
+            payer -> Text,
+            reference -> Text,
+            status -> Text,
+            matched_by -> Nullable<Text>,
+            payment_id -> Nullable<Int8>,
+            suggestions -> Jsonb,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         events (id) {
             id -> Int8,
             #[sql_name = "type"]
@@ -588,6 +607,7 @@ pub mod tenant {
         payments,
         payment_applications,
         refunds,
+        remittance_lines,
         events,
     );
 }

@@ -8,6 +8,8 @@
 //! applications, so every match stays in the history. Each change appends a business event
 //! (`events`) for the CRM and accounting connectors, in the same transaction.
 
+pub mod cash;
 pub mod domain;
 pub mod handlers;
+pub mod matching;
 pub mod repo;

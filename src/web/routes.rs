@@ -130,6 +130,10 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/payments/{pay}/unapply/{inv}" => payments::handlers::unapply, Some("payments.record");
     post "/payments/{pay}/refund" => payments::handlers::refund, Some("payments.record");
     post "/payments/{pay}/reverse" => payments::handlers::reverse, Some("payments.record");
+    get "/cash" => payments::cash::page, Some("invoices.view");
+    post "/cash/import" => payments::cash::import, Some("payments.record");
+    post "/cash/lines/{rid}/match" => payments::cash::match_line, Some("payments.record");
+    post "/cash/lines/{rid}/unmatch" => payments::cash::unmatch, Some("payments.record");
     get "/billing/runs" => invoicing::runs::list, Some("invoices.view");
     post "/billing/runs" => invoicing::runs::start, Some("billing.run");
     get "/billing/runs/{run}" => invoicing::runs::show, Some("invoices.view");

@@ -43,6 +43,7 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
                 .replace("{lid}", &b.line.to_string())
                 .replace("{run}", &b.run.to_string())
                 .replace("{pay}", &b.payment.to_string())
+                .replace("{rid}", &b.remittance.to_string())
                 .replace("{kind}", "general");
             // Act
             let resp = if route.method == "get" {
@@ -142,6 +143,7 @@ pub struct BillingIds {
     pub line: i64,
     pub run: i64,
     pub payment: i64,
+    pub remittance: i64,
 }
 
 /// A product with a price version, a subscription, a draft invoice with a line and a bill run.
@@ -165,6 +167,7 @@ pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingI
         "INSERT INTO bill_runs (run_date, trigger) VALUES ('2026-01-01', 'manual') RETURNING id",
     );
     let payment = one(app, t, &format!("INSERT INTO payments (account_id, method, currency, amount, received_on) VALUES ({aid}, 'wire', 'EUR', 10, '2026-01-02') RETURNING id"));
+    let remittance = one(app, t, "INSERT INTO remittance_lines (filename, line_no, received_on, amount, currency, status) VALUES ('bank.csv', 2, '2026-01-03', 10, 'EUR', 'unmatched') RETURNING id");
     BillingIds {
         product,
         price,
@@ -173,5 +176,6 @@ pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingI
         line,
         run,
         payment,
+        remittance,
     }
 }

@@ -223,3 +223,149 @@ async fn payments_apply_partially_across_invoices_and_refunds_and_reversals_keep
     );
     assert!(events >= 9, "{events} events");
 }
+
+#[tokio::test]
+async fn remittance_lines_match_by_invoice_number_amount_and_payer_and_the_rest_wait_for_a_person()
+{
+    // Arrange: four accounts with open invoices (per-unit price of 1.00, so quantity = amount).
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "cash").await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    let (_, unit) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "UNIT",
+        &[("model", "per_unit"), ("unit_amount", "1")],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (name, qty, start) in [
+        ("Acme Trading Ltd", "100", "2026-01-01"),
+        ("Beta Widgets GmbH", "250", "2026-02-01"),
+        ("Gamma Foods", "60", "2026-02-01"),
+        ("Delta Tools", "60", "2026-02-01"),
+    ] {
+        let aid = put_account(&app, &t, name, None);
+        subscribe(
+            &app,
+            &owner,
+            &t,
+            aid,
+            &[
+                ("start_date", start),
+                ("item0_price", &unit.to_string()),
+                ("item0_quantity", qty),
+            ],
+        )
+        .await;
+        ids.push(aid);
+    }
+    bill(&app, &t, "2026-02-01");
+    let number = |n: i64| {
+        one(
+            &app,
+            &t,
+            &format!("SELECT id FROM invoices WHERE number = 'INV-{n:06}'"),
+        )
+    };
+    let upload = |csv: &'static str| {
+        let (app, owner, t) = (&app, &owner, &t);
+        async move {
+            let token = app.csrf(owner).await;
+            let part = reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+                .file_name("bank.csv")
+                .mime_str("text/csv")
+                .unwrap();
+            owner
+                .post(app.url(&format!("/t/{}/cash/import?csrf_token={token}", t.slug)))
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A file with a bad row imports nothing.
+    let resp =
+        upload("date,amount,payer,reference\n2026-03-10,200,X,INV-1\n10/03/2026,5,Y,Z\n").await;
+    assert_eq!(resp.status(), 422);
+    assert_eq!(count(&app, &t, "remittance_lines"), 0);
+
+    // Act
+    let resp = upload(
+        "date,amount,currency,payer,reference\n\
+         2026-03-10,200,EUR,Someone,Payment for inv-000001 and INV 2\n\
+         2026-03-10,250,EUR,Unknown payer,wire 998\n\
+         2026-03-11,40,EUR,ACME TRADING LIMITED,advance\n\
+         2026-03-12,60,EUR,A. N. Other,misc\n\
+         2026-03-12,75,EUR,Nobody Known,misc\n",
+    )
+    .await;
+
+    // Assert: three matched (number, amount, payer); the 60.00 line is ambiguous (two invoices
+    // of 60.00) and the 75.00 line unmatched.
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("3 line(s) matched"), "{body}");
+    assert_eq!(due(&app, &t, number(1)).1, "paid");
+    assert_eq!(due(&app, &t, number(2)).1, "paid");
+    assert_eq!(due(&app, &t, number(3)).1, "paid");
+    let by = |how: &str| {
+        count(
+            &app,
+            &t,
+            &format!("remittance_lines WHERE matched_by = '{how}'"),
+        )
+    };
+    assert_eq!((by("invoice_number"), by("amount"), by("payer")), (1, 1, 1));
+    let acme_unapplied = one(&app, &t, &format!("SELECT (amount - refunded)::bigint AS id FROM payments WHERE account_id = {} AND amount = 40", ids[0]));
+    assert_eq!(acme_unapplied, 40, "nothing open: kept as unapplied cash");
+    assert_eq!(
+        count(&app, &t, "remittance_lines WHERE status = 'ambiguous'"),
+        1
+    );
+    assert_eq!(
+        count(&app, &t, "remittance_lines WHERE status = 'unmatched'"),
+        1
+    );
+    let page = app.html(&owner, &format!("/t/{}/cash", t.slug)).await;
+    assert!(
+        page.contains("Gamma Foods") && page.contains("Delta Tools"),
+        "both candidates suggested: {page}"
+    );
+
+    // A person matches the ambiguous line to Gamma; undoing it reopens the invoice.
+    let line = one(
+        &app,
+        &t,
+        "SELECT id FROM remittance_lines WHERE status = 'ambiguous'",
+    );
+    let resp = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/cash/lines/{line}/match", t.slug),
+            &[("account_id", &ids[2].to_string())],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(due(&app, &t, number(4)).1, "paid");
+    let resp = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/cash/lines/{line}/unmatch", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(due(&app, &t, number(4)), (d("60"), "open".into()));
+    assert_eq!(
+        count(&app, &t, "remittance_lines WHERE status = 'matched'"),
+        3
+    );
+    assert_balances_match_applications(&app, &t);
+}

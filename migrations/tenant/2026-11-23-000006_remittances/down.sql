@@ -1,0 +1,1 @@
+DROP TABLE remittance_lines;
