@@ -121,6 +121,18 @@ impl Currency {
     }
 }
 
+/// Sums amounts per key, keys in the order first seen (e.g. applications per invoice).
+pub fn sum_by<K: PartialEq>(pairs: impl IntoIterator<Item = (K, Decimal)>) -> Vec<(K, Decimal)> {
+    let mut out: Vec<(K, Decimal)> = Vec::new();
+    for (k, a) in pairs {
+        match out.iter_mut().find(|(x, _)| *x == k) {
+            Some(s) => s.1 += a,
+            None => out.push((k, a)),
+        }
+    }
+    out
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code)
@@ -152,6 +164,13 @@ mod tests {
             d("1.235")
         );
         assert_eq!(Currency::parse("JPY").unwrap().round(d("10.5")), d("11"));
+    }
+
+    #[test]
+    fn sums_per_key_in_first_seen_order() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let out = sum_by([(2, d("1")), (1, d("5")), (2, d("-0.5"))]);
+        assert_eq!(out, vec![(2, d("0.5")), (1, d("5"))]);
     }
 
     #[test]

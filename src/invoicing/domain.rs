@@ -121,6 +121,25 @@ pub fn split_credit(due: Decimal, credit: Decimal) -> (Decimal, Decimal) {
     (to_invoice, credit - to_invoice)
 }
 
+/// An invoice's balance from its settlement columns; never negative.
+pub fn amount_due(
+    total: Decimal,
+    credit_applied: Decimal,
+    credited: Decimal,
+    paid: Decimal,
+) -> Decimal {
+    (total - credit_applied - credited - paid).max(Decimal::ZERO)
+}
+
+/// The status an open or paid invoice has with this balance; void and uncollectible stay.
+pub fn status_for(current: &str, due: Decimal) -> &str {
+    match current {
+        "open" | "paid" if due.is_zero() => "paid",
+        "open" | "paid" => "open",
+        other => other,
+    }
+}
+
 /// Formats a gapless document number: prefix + at least six digits.
 pub fn document_number(prefix: &str, value: i64) -> String {
     format!("{prefix}{value:06}")
@@ -198,6 +217,15 @@ mod tests {
             TaxProfile::from_account("custom_rate", Some(d("3"))),
             TaxProfile::Custom(d("3"))
         );
+    }
+
+    #[test]
+    fn balance_and_status_follow_the_settlements() {
+        assert_eq!(amount_due(d("120"), d("20"), d("30"), d("70")), d("0"));
+        assert_eq!(amount_due(d("120"), d("0"), d("0"), d("50")), d("70"));
+        assert_eq!(status_for("open", d("0")), "paid");
+        assert_eq!(status_for("paid", d("5")), "open");
+        assert_eq!(status_for("void", d("0")), "void");
     }
 
     #[test]

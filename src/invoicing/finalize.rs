@@ -179,15 +179,10 @@ fn settle_credit_note(conn: &mut PgConnection, note: &Invoice, number: &str) -> 
         if matches!(inv.status.as_str(), "open" | "paid") {
             let (to_invoice, rest) = split_credit(inv.amount_due, credit);
             to_account = rest;
-            let due = inv.amount_due - to_invoice;
-            let status = if due.is_zero() { "paid" } else { "open" };
             diesel::update(invoices::table.find(inv_id))
-                .set((
-                    invoices::amount_credited.eq(inv.amount_credited + to_invoice),
-                    invoices::amount_due.eq(due),
-                    invoices::status.eq(status),
-                ))
+                .set(invoices::amount_credited.eq(inv.amount_credited + to_invoice))
                 .execute(conn)?;
+            repo::recompute_balance(conn, inv_id)?;
         }
     }
     if to_account > Decimal::ZERO {

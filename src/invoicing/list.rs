@@ -371,14 +371,7 @@ pub fn account_tab(
                 .select((invoices::currency, invoices::amount_due))
                 .load(conn)?
         };
-        let mut sums: Vec<(String, Decimal)> = Vec::new();
-        for (c, a) in list {
-            match sums.iter_mut().find(|(x, _)| *x == c) {
-                Some(s) => s.1 += a,
-                None => sums.push((c, a)),
-            }
-        }
-        Ok(sums)
+        Ok(crate::money::sum_by(list))
     };
     let own = open(conn, &[account_id], true)?;
     let fam = open(conn, &family, false)?;

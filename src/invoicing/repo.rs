@@ -227,6 +227,27 @@ pub fn lock(conn: &mut PgConnection, id: i64) -> AppResult<Invoice> {
         .ok_or(AppError::NotFound)
 }
 
+/// Brings an invoice's paid amount (the sum of its payment applications), balance and
+/// status up to date after any settlement: payment, unapplication, reversal, credit note.
+pub fn recompute_balance(conn: &mut PgConnection, invoice_id: i64) -> AppResult<()> {
+    use crate::db::schema::tenant::payment_applications as apps;
+    let inv = lock(conn, invoice_id)?;
+    let paid: Option<Decimal> = apps::table
+        .filter(apps::invoice_id.eq(invoice_id))
+        .select(diesel::dsl::sum(apps::amount))
+        .first(conn)?;
+    let paid = paid.unwrap_or(Decimal::ZERO);
+    let due = super::domain::amount_due(inv.total, inv.credit_applied, inv.amount_credited, paid);
+    diesel::update(invoices::table.find(invoice_id))
+        .set((
+            invoices::amount_paid.eq(paid),
+            invoices::amount_due.eq(due),
+            invoices::status.eq(super::domain::status_for(&inv.status, due)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn lines_of(conn: &mut PgConnection, invoice_id: i64) -> AppResult<Vec<Line>> {
     Ok(lines::table
         .filter(lines::invoice_id.eq(invoice_id))

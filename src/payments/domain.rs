@@ -79,25 +79,6 @@ pub fn check_chosen(
     }
 }
 
-/// An invoice's balance from its settlement columns; never negative.
-pub fn amount_due(
-    total: Decimal,
-    credit_applied: Decimal,
-    credited: Decimal,
-    paid: Decimal,
-) -> Decimal {
-    (total - credit_applied - credited - paid).max(Decimal::ZERO)
-}
-
-/// The status an open or paid invoice has with this balance; void and uncollectible stay.
-pub fn status_for(current: &str, due: Decimal) -> &str {
-    match current {
-        "open" | "paid" if due.is_zero() => "paid",
-        "open" | "paid" => "open",
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
@@ -146,14 +127,5 @@ mod tests {
         );
         let e = check_chosen(d("50"), &[(1, d("40")), (2, d("20"))], &open).unwrap_err();
         assert_eq!(e[0].0, "amount");
-    }
-
-    #[test]
-    fn balance_and_status_follow_the_settlements() {
-        assert_eq!(amount_due(d("120"), d("20"), d("30"), d("70")), d("0"));
-        assert_eq!(amount_due(d("120"), d("0"), d("0"), d("50")), d("70"));
-        assert_eq!(status_for("open", d("0")), "paid");
-        assert_eq!(status_for("paid", d("5")), "open");
-        assert_eq!(status_for("void", d("0")), "void");
     }
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::domain::{self, OpenInvoice};
+use super::domain::OpenInvoice;
 use crate::{
     db::schema::tenant::{events, invoices, payment_applications as apps, payments, refunds},
     error::{AppError, AppResult},
@@ -110,13 +110,7 @@ pub fn applied_by_invoice(
         .filter(apps::payment_id.eq(payment_id))
         .select((apps::invoice_id, apps::amount))
         .load(conn)?;
-    let mut out: Vec<(i64, Decimal)> = Vec::new();
-    for (inv, a) in rows {
-        match out.iter_mut().find(|(i, _)| *i == inv) {
-            Some(x) => x.1 += a,
-            None => out.push((inv, a)),
-        }
-    }
+    let mut out = crate::money::sum_by(rows);
     out.retain(|(_, a)| !a.is_zero());
     Ok(out)
 }
@@ -165,25 +159,6 @@ pub fn open_invoices(
         .collect())
 }
 
-/// Sets an invoice's amount paid from its applications, and its balance and status from that.
-pub fn recompute_invoice(conn: &mut PgConnection, invoice_id: i64) -> AppResult<()> {
-    let inv = crate::invoicing::repo::lock(conn, invoice_id)?;
-    let paid: Option<Decimal> = apps::table
-        .filter(apps::invoice_id.eq(invoice_id))
-        .select(diesel::dsl::sum(apps::amount))
-        .first(conn)?;
-    let paid = paid.unwrap_or(Decimal::ZERO);
-    let due = domain::amount_due(inv.total, inv.credit_applied, inv.amount_credited, paid);
-    diesel::update(invoices::table.find(invoice_id))
-        .set((
-            invoices::amount_paid.eq(paid),
-            invoices::amount_due.eq(due),
-            invoices::status.eq(domain::status_for(&inv.status, due)),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Records applications and brings each invoice's balance up to date.
 pub fn apply(
     conn: &mut PgConnection,
@@ -200,7 +175,7 @@ pub fn apply(
                 apps::created_by.eq(by),
             ))
             .execute(conn)?;
-        recompute_invoice(conn, *invoice_id)?;
+        crate::invoicing::repo::recompute_balance(conn, *invoice_id)?;
         event(
             conn,
             if amount.is_sign_negative() {
@@ -278,15 +253,8 @@ pub fn for_invoice(conn: &mut PgConnection, invoice_id: i64) -> AppResult<Vec<(P
         .filter(apps::invoice_id.eq(invoice_id))
         .select((apps::payment_id, apps::amount))
         .load(conn)?;
-    let mut sums: Vec<(i64, Decimal)> = Vec::new();
-    for (p, a) in rows {
-        match sums.iter_mut().find(|(x, _)| *x == p) {
-            Some(s) => s.1 += a,
-            None => sums.push((p, a)),
-        }
-    }
     let mut out = Vec::new();
-    for (p, a) in sums {
+    for (p, a) in crate::money::sum_by(rows) {
         out.push((get(conn, p)?, a));
     }
     Ok(out)

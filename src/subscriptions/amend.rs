@@ -1,6 +1,6 @@
 //! Amendments: quantity, price or plan changes and cancellations, with day-exact proration.
 
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -452,6 +452,6 @@ pub fn next_bill_date(sub: &Subscription) -> Option<NaiveDate> {
     let p = plan.schedule.period_containing(sub.billed_through, None)?;
     match plan.timing {
         Timing::Advance => Some(p.service.start),
-        Timing::Arrears => p.service.end.checked_add_days(Days::new(0)),
+        Timing::Arrears => Some(p.service.end),
     }
 }
