@@ -35,6 +35,8 @@ pub struct Config {
     pub auth_burst: u32,
     /// Whether workers start each tenant's daily bill run (tests trigger runs themselves).
     pub schedule_bill_runs: bool,
+    /// Stripe's API origin; tests point it at a local server replaying recorded responses.
+    pub stripe_api_base: String,
 }
 
 /// At least 32 bytes of key material for HMACs (CSRF, signed links) and encryption at rest.
@@ -167,6 +169,8 @@ impl Config {
             auth_rate_per_minute: number("ARBOR_AUTH_RATE_PER_MIN", 30)?,
             auth_burst: u32::try_from(number("ARBOR_AUTH_BURST", 10)?)?,
             schedule_bill_runs: get("ARBOR_SCHEDULE_BILL_RUNS").is_none_or(|v| v != "false"),
+            stripe_api_base: get("ARBOR_STRIPE_API_BASE")
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
         })
     }
 

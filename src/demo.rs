@@ -137,6 +137,7 @@ pub fn provision(pool: &db::PgPool, config: &crate::Config) -> anyhow::Result<De
             &links,
             chrono::Utc::now().date_naive(),
         )?;
+        crate::dunning::demo_data::seed(c, &links, owner, chrono::Utc::now().date_naive())?;
         for (email, person, role) in &invited {
             let mail = OutgoingEmail {
                 to: vec![(*email).to_owned()],
@@ -152,6 +153,8 @@ pub fn provision(pool: &db::PgPool, config: &crate::Config) -> anyhow::Result<De
                 reply_to: Some(OWNER.0.to_owned()),
                 sensitive: false,
                 attach_invoice_pdf: None,
+                attach_invoice_pdfs: Vec::new(),
+                attach_statement: None,
             };
             let payload = serde_json::to_value(&mail).map_err(crate::error::AppError::internal)?;
             outbox::enqueue(

@@ -312,6 +312,7 @@ pub const TABS: &[(&str, &str)] = &[
     ("subscriptions", "Subscriptions"),
     ("invoices", "Invoices"),
     ("payments", "Payments"),
+    ("collections", "Collections"),
     ("activity", "Activity"),
 ];
 
@@ -346,6 +347,8 @@ pub struct DetailPartial {
     pub subscriptions: Option<HtmlSafeOutput<crate::subscriptions::handlers::AccountTabPartial>>,
     pub invoices: Option<HtmlSafeOutput<crate::invoicing::list::AccountTabPartial>>,
     pub payments: Option<HtmlSafeOutput<crate::payments::handlers::AccountTabPartial>>,
+    pub collections:
+        Option<HtmlSafeOutput<crate::dunning::collections::account::AccountTabPartial>>,
 }
 
 pub async fn detail(
@@ -449,6 +452,25 @@ pub async fn detail(
         })
         .await?
     };
+    let collections = if tab == "collections" {
+        let (ctx2, token, m) = (ctx.clone(), csrf::token(&req), members.clone());
+        Some(HtmlSafeOutput(
+            ctx.db(&state, move |c| {
+                crate::dunning::collections::account::account_tab(
+                    c,
+                    &ctx2,
+                    token,
+                    id,
+                    &m,
+                    Fields::default(),
+                    FieldErrors::default(),
+                )
+            })
+            .await?,
+        ))
+    } else {
+        None
+    };
     let contacts = if tab == "contacts" {
         Some(HtmlSafeOutput(
             super::contacts::contacts_partial(
@@ -484,6 +506,7 @@ pub async fn detail(
         subscriptions,
         invoices,
         payments,
+        collections,
     };
     let title = account.display_name.clone();
     render::page(&req, ctx.layout(&req, title, "accounts"), partial)

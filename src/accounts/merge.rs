@@ -37,6 +37,14 @@ pub const ACCOUNT_REFERENCES: &[(&str, &str)] = &[
     ("invoices", "bill_to_account_id"),
     ("account_credits", "account_id"),
     ("payments", "account_id"),
+    ("payment_methods", "account_id"),
+    ("charge_attempts", "account_id"),
+    ("account_collections", "account_id"),
+    ("invoice_dunning", "account_id"),
+    ("dunning_actions", "account_id"),
+    ("collections_tasks", "account_id"),
+    ("collections_notes", "account_id"),
+    ("promises_to_pay", "account_id"),
 ];
 
 /// Columns of `accounts` that refer to accounts and are handled by the merge itself.
@@ -108,6 +116,22 @@ pub fn merge(
     moved.children = diesel::update(accounts::table.filter(accounts::parent_id.eq(m.id)))
         .set(accounts::parent_id.eq(s.id))
         .execute(conn)?;
+    // One-per-account rows: the survivor's win. Its collections settings stay, and its
+    // default payment method stays the default.
+    diesel::sql_query(
+        "DELETE FROM account_collections WHERE account_id = $2 \
+         AND EXISTS (SELECT 1 FROM account_collections WHERE account_id = $1)",
+    )
+    .bind::<BigInt, _>(s.id)
+    .bind::<BigInt, _>(m.id)
+    .execute(conn)?;
+    diesel::sql_query(
+        "UPDATE payment_methods SET is_default = false WHERE account_id = $2 \
+         AND EXISTS (SELECT 1 FROM payment_methods WHERE account_id = $1 AND is_default AND status <> 'removed')",
+    )
+    .bind::<BigInt, _>(s.id)
+    .bind::<BigInt, _>(m.id)
+    .execute(conn)?;
     for (table, column) in ACCOUNT_REFERENCES {
         // Names come from the constant above, never from input.
         let n = diesel::sql_query(format!(

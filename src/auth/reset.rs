@@ -90,6 +90,8 @@ pub async fn forgot(
                 reply_to: None,
                 sensitive: true,
  attach_invoice_pdf: None,
+ attach_invoice_pdfs: Vec::new(),
+ attach_statement: None,
             };
             let mut job = queue::NewJob::new(kinds::SYSTEM_EMAIL, None, json!({ "email": mail }));
             job.max_attempts = 10;

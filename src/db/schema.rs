@@ -571,6 +571,190 @@ pub mod tenant {
         }
     }
 
+    diesel::table! {
+        payment_methods (id) {
+            id -> Int8,
+            account_id -> Int8,
+            gateway -> Text,
+            token -> Text,
+            customer_ref -> Nullable<Text>,
+            brand -> Text,
+            last4 -> Text,
+            exp_month -> Nullable<Int4>,
+            exp_year -> Nullable<Int4>,
+            is_default -> Bool,
+            auto_charge -> Bool,
+            status -> Text,
+            status_reason -> Nullable<Text>,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        charge_attempts (id) {
+            id -> Int8,
+            invoice_id -> Int8,
+            account_id -> Int8,
+            payment_method_id -> Int8,
+            attempt_no -> Int4,
+            trigger -> Text,
+            idempotency_key -> Text,
+            currency -> Text,
+            amount -> Nullable<Numeric>,
+            status -> Text,
+            scheduled_for -> Timestamptz,
+            attempted_at -> Nullable<Timestamptz>,
+            gateway -> Nullable<Text>,
+            gateway_ref -> Nullable<Text>,
+            decline_code -> Nullable<Text>,
+            message -> Nullable<Text>,
+            payment_id -> Nullable<Int8>,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        sandbox_charges (idempotency_key) {
+            idempotency_key -> Text,
+            reference -> Text,
+            token -> Text,
+            amount_minor -> Int8,
+            currency -> Text,
+            outcome -> Text,
+            code -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        gateway_events (gateway, event_id) {
+            gateway -> Text,
+            event_id -> Text,
+            #[sql_name = "type"]
+            event_type -> Text,
+            payload -> Jsonb,
+            result -> Text,
+            received_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        dunning_policies (id) {
+            id -> Int8,
+            name -> Text,
+            is_default -> Bool,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        dunning_policy_versions (id) {
+            id -> Int8,
+            policy_id -> Int8,
+            version -> Int4,
+            definition -> Jsonb,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        account_collections (account_id) {
+            account_id -> Int8,
+            dunning_policy_id -> Nullable<Int8>,
+            dunning_excluded -> Bool,
+            on_hold -> Bool,
+            hold_reason -> Nullable<Text>,
+            paused_until -> Nullable<Date>,
+            pause_reason -> Nullable<Text>,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        invoice_dunning (invoice_id) {
+            invoice_id -> Int8,
+            account_id -> Int8,
+            policy_version_id -> Int8,
+            started_on -> Date,
+            status -> Text,
+            stop_reason -> Nullable<Text>,
+            disputed -> Bool,
+            dispute_reason -> Nullable<Text>,
+            last_evaluated_on -> Nullable<Date>,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        dunning_actions (id) {
+            id -> Int8,
+            invoice_id -> Int8,
+            account_id -> Int8,
+            policy_version_id -> Int8,
+            step_no -> Int4,
+            action -> Text,
+            status -> Text,
+            detail -> Text,
+            due_on -> Date,
+            executed_on -> Date,
+            ref_kind -> Nullable<Text>,
+            ref_id -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        collections_tasks (id) {
+            id -> Int8,
+            account_id -> Int8,
+            invoice_id -> Nullable<Int8>,
+            title -> Text,
+            detail -> Text,
+            assignee_user_id -> Nullable<Int8>,
+            due_on -> Date,
+            status -> Text,
+            source -> Text,
+            resolution -> Nullable<Text>,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            completed_at -> Nullable<Timestamptz>,
+            completed_by -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        collections_notes (id) {
+            id -> Int8,
+            account_id -> Int8,
+            invoice_id -> Nullable<Int8>,
+            kind -> Text,
+            body -> Text,
+            outcome -> Nullable<Text>,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        promises_to_pay (id) {
+            id -> Int8,
+            account_id -> Int8,
+            invoice_id -> Nullable<Int8>,
+            currency -> Text,
+            amount -> Numeric,
+            promised_on -> Date,
+            status -> Text,
+            note -> Text,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            resolved_at -> Nullable<Timestamptz>,
+        }
+    }
+
     diesel::joinable!(account_external_ids -> accounts (account_id));
     diesel::joinable!(contacts -> accounts (account_id));
     diesel::joinable!(prices -> products (product_id));
@@ -609,5 +793,17 @@ pub mod tenant {
         refunds,
         remittance_lines,
         events,
+        payment_methods,
+        charge_attempts,
+        sandbox_charges,
+        gateway_events,
+        dunning_policies,
+        dunning_policy_versions,
+        account_collections,
+        invoice_dunning,
+        dunning_actions,
+        collections_tasks,
+        collections_notes,
+        promises_to_pay,
     );
 }

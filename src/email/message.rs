@@ -23,6 +23,12 @@ pub struct OutgoingEmail {
     /// the finalized invoice is immutable, so the PDF is the same whenever it is rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach_invoice_pdf: Option<i64>,
+    /// Several invoices' PDFs (dunning reminders), rendered the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_invoice_pdfs: Vec<i64>,
+    /// The account's statement as of delivery, rendered by the deliverer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_statement: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

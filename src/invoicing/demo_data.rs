@@ -203,12 +203,26 @@ pub fn seed(c: &mut PgConnection, actor: &Actor, links: &Links, today: NaiveDate
     }
     let outcome = billrun::bill_batch(c, None, 0, today, None)?;
     let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
-    let past: Vec<i64> = invoices::table
+    let past: Vec<(i64, Option<NaiveDate>)> = invoices::table
         .filter(invoices::id.eq_any(&outcome.created))
         .filter(invoices::period_start.lt(this_month))
-        .select(invoices::id)
+        .order(invoices::id)
+        .select((invoices::id, invoices::period_start))
         .load(c)?;
-    finalize::finalize(c, actor, links, &past, today)?;
+    // Each month's invoices are issued on its first day, as that day's bill run would have,
+    // so the older ones are overdue by now and dunning has something to do.
+    let mut by_month: Vec<(NaiveDate, Vec<i64>)> = Vec::new();
+    for (id, start) in past {
+        let issued = start.unwrap_or(today);
+        match by_month.iter_mut().find(|(d, _)| *d == issued) {
+            Some((_, ids)) => ids.push(id),
+            None => by_month.push((issued, vec![id])),
+        }
+    }
+    by_month.sort_by_key(|(d, _)| *d);
+    for (issued, ids) in &by_month {
+        finalize::finalize(c, actor, links, ids, *issued)?;
+    }
     // The oldest invoices of the first accounts are paid by wire, one of them only in part.
     let paying: Vec<(i64, String)> = invoices::table
         .filter(invoices::status.eq("open"))

@@ -204,6 +204,8 @@ pub fn queue_invoice_email(
         reply_to: None,
         sensitive: false,
         attach_invoice_pdf: Some(invoice_id),
+        attach_invoice_pdfs: Vec::new(),
+        attach_statement: None,
     };
     let sent: i64 = outbox::table
         .filter(outbox::idempotency_key.like(format!("invoice-email:{invoice_id}:%")))

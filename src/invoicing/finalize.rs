@@ -167,6 +167,9 @@ fn finalize_one(
     if by_email && !recipients.is_empty() {
         email::queue_invoice_email(conn, links, inv.id)?;
     }
+    if amount_due > Decimal::ZERO {
+        crate::payments::charge::on_finalize(conn, links.tenant_id, inv)?;
+    }
     Ok(())
 }
 

@@ -132,6 +132,8 @@ pub struct DetailPartial {
     pub can_credit: bool,
     pub tax_categories: Vec<(&'static str, &'static str)>,
     pub history: History,
+    pub collections_timeline:
+        askama::filters::HtmlSafeOutput<crate::dunning::timeline::TimelinePartial>,
 }
 
 pub async fn render_detail(
@@ -202,6 +204,8 @@ pub async fn render_detail(
             ))
         })
         .await?;
+    let collections_timeline =
+        crate::dunning::collections::account::invoice_timeline(ctx, state, id).await?;
     let m = Currency::formatter(&inv.currency);
     let discount: Decimal = lines.iter().map(|l| l.discount).sum();
     let draft = inv.status == "draft";
@@ -244,6 +248,7 @@ pub async fn render_detail(
             && ctx.can(Permission::InvoicesCredit),
         tax_categories: TaxCategory::options(),
         history,
+        collections_timeline,
         account_name,
         payer_name,
         inv,

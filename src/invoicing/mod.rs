@@ -20,3 +20,5 @@ pub mod pdf;
 pub mod pdf_doc;
 pub mod repo;
 pub mod runs;
+pub mod statement;
+pub mod writeoff;

@@ -124,7 +124,7 @@ fn compile(doc: &PdfDocument, logo: Option<Bytes>) -> Result<PagedDocument, PdfE
 
 /// Decodes with the same decoder Typst uses, so an image that passes here will
 /// not make the compile fail later.
-fn decodable_logo(bytes: &[u8]) -> Option<Bytes> {
+pub(crate) fn decodable_logo(bytes: &[u8]) -> Option<Bytes> {
     let format = ExchangeFormat::detect(bytes)?;
     let data = Bytes::new(bytes.to_vec());
     match RasterImage::plain(data.clone(), format) {
@@ -136,7 +136,7 @@ fn decodable_logo(bytes: &[u8]) -> Option<Bytes> {
     }
 }
 
-fn describe(diags: &[SourceDiagnostic]) -> String {
+pub(crate) fn describe(diags: &[SourceDiagnostic]) -> String {
     let one = |d: &SourceDiagnostic| {
         d.hints
             .iter()
@@ -182,7 +182,7 @@ fn inputs(doc: &PdfDocument, logo: Option<Bytes>) -> Dict {
     ])
 }
 
-fn party(p: &Party) -> Value {
+pub(crate) fn party(p: &Party) -> Value {
     let address: Array = p.address_lines.iter().map(|l| text(l)).collect();
     Value::Dict(dict([
         ("name", text(&p.name)),
@@ -204,14 +204,14 @@ fn line(l: &PdfLine) -> Value {
     ]))
 }
 
-fn dict<const N: usize>(entries: [(&str, Value); N]) -> Dict {
+pub(crate) fn dict<const N: usize>(entries: [(&str, Value); N]) -> Dict {
     entries
         .into_iter()
         .map(|(k, v)| (Str::from(k), v))
         .collect()
 }
 
-fn text(s: &str) -> Value {
+pub(crate) fn text(s: &str) -> Value {
     s.into_value()
 }
 

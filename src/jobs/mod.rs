@@ -69,4 +69,8 @@ pub mod kinds {
     pub const ACCOUNTS_IMPORT: &str = "accounts.import";
     /// Runs a bill run; payload `{"bill_run_id": i64}`.
     pub const BILL_RUN: &str = "billing.run";
+    /// Charges a stored payment method; payload `{"attempt_id": i64}`.
+    pub const PAYMENT_CHARGE: &str = "payments.charge";
+    /// Runs the dunning engine for a date; payload `{"date": "YYYY-MM-DD"}`.
+    pub const DUNNING_RUN: &str = "dunning.run";
 }

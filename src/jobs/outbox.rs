@@ -107,6 +107,38 @@ async fn invoice_attachment(
     })
 }
 
+/// Renders the documents an email asks for (invoice PDFs, a statement) into attachments.
+async fn attach_documents(
+    state: &AppState,
+    tenant_id: i64,
+    schema: &TenantSchema,
+    mail: &mut OutgoingEmail,
+) -> Result<(), JobFailure> {
+    use base64::Engine;
+    let ids: Vec<i64> = mail
+        .attach_invoice_pdf
+        .into_iter()
+        .chain(mail.attach_invoice_pdfs.iter().copied())
+        .collect();
+    for id in ids {
+        let a = invoice_attachment(state, tenant_id, schema, id).await?;
+        mail.attachments.push(a);
+    }
+    if let Some(account_id) = mail.attach_statement {
+        let today = Utc::now().date_naive();
+        let (filename, bytes) =
+            crate::invoicing::statement::render_pdf(&state.pool, schema, account_id, today)
+                .await
+                .map_err(|e| JobFailure::retry(format!("rendering the statement PDF: {e:?}")))?;
+        mail.attachments.push(crate::email::message::Attachment {
+            filename,
+            content_type: "application/pdf".into(),
+            data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        });
+    }
+    Ok(())
+}
+
 /// Handler of `outbox.deliver` jobs.
 pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
     let tenant_id = job
@@ -133,12 +165,7 @@ pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
     let sent: Result<Delivered, JobFailure> = match row.kind.as_str() {
         KIND_EMAIL => match serde_json::from_value::<OutgoingEmail>(row.payload.clone()) {
             Ok(mut mail) => {
-                let attached = match mail.attach_invoice_pdf {
-                    Some(id) => invoice_attachment(state, tenant_id, &schema, id)
-                        .await
-                        .map(|a| mail.attachments.push(a)),
-                    None => Ok(()),
-                };
+                let attached = attach_documents(state, tenant_id, &schema, &mut mail).await;
                 let message_id =
                     format!("<outbox-{tenant_id}-{outbox_id}@{}>", state.mailer.domain());
                 match attached {

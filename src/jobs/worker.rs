@@ -77,6 +77,15 @@ async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "could not queue daily bill runs"),
             }
+            let queued = db::run(&state.pool, move |c| {
+                crate::dunning::engine::schedule_daily(c, today)
+            })
+            .await;
+            match queued {
+                Ok(n) if n > 0 => tracing::info!(tenants = n, "queued daily dunning runs"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "could not queue daily dunning runs"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
@@ -135,6 +144,8 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::NOOP => Ok(()),
         kinds::ACCOUNTS_IMPORT => crate::accounts::import::run_job(state, job).await,
         kinds::BILL_RUN => crate::invoicing::billrun::run_job(state, job).await,
+        kinds::PAYMENT_CHARGE => crate::payments::charge::run_job(state, job).await,
+        kinds::DUNNING_RUN => crate::dunning::engine::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

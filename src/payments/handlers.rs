@@ -84,6 +84,15 @@ fn allocation(
     picked
 }
 
+pub struct AttemptRow {
+    pub invoice_id: i64,
+    pub invoice: String,
+    pub when: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub detail: String,
+}
+
 pub struct PaymentRow {
     pub id: i64,
     pub received_on: String,
@@ -104,6 +113,9 @@ pub struct AccountTabPartial {
     pub rows: Vec<PaymentRow>,
     pub open: Vec<OpenView>,
     pub methods: Vec<(&'static str, &'static str)>,
+    /// Stored payment methods and the latest automatic charges.
+    pub stored: Vec<super::methods::PaymentMethod>,
+    pub attempts: Vec<AttemptRow>,
     pub can_record: bool,
     pub form: Fields,
     pub errors: FieldErrors,
@@ -140,7 +152,25 @@ pub fn account_tab(
         form.set("method", "wire");
         form.set("allocation", "oldest");
     }
+    let mut attempts = Vec::new();
+    for a in super::charge::for_account(conn, account_id, 20)? {
+        let m = Currency::formatter(&a.currency);
+        attempts.push(AttemptRow {
+            invoice_id: a.invoice_id,
+            invoice: invoices::get(conn, a.invoice_id)?.label(),
+            when: a
+                .attempted_at
+                .unwrap_or(a.scheduled_for)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            amount: a.amount.map(&m).unwrap_or_default(),
+            status: a.status_label(),
+            detail: a.message.clone().unwrap_or_default(),
+        });
+    }
     Ok(AccountTabPartial {
+        stored: super::methods::for_account(conn, account_id)?,
+        attempts,
         base: ctx.base(),
         csrf_token,
         account_id,

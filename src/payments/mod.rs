@@ -9,7 +9,12 @@
 //! (`events`) for the CRM and accounting connectors, in the same transaction.
 
 pub mod cash;
+pub mod charge;
 pub mod domain;
+pub mod gateway;
 pub mod handlers;
 pub mod matching;
+pub mod methods;
 pub mod repo;
+pub mod settings;
+pub mod webhook;

@@ -330,6 +330,11 @@ pub async fn create(
                 e.add("item0_price", format!("{} is {}; it cannot take new subscriptions.", account.display_name, account.status));
                 return Ok(Err(e));
             }
+            if let Some(why) = crate::dunning::repo::hold_reason(c, account.id)? {
+                let mut e = FieldErrors::default();
+                e.add("item0_price", format!("{} is on hold ({why}); settle the overdue balance or lift the hold under Collections first.", account.display_name));
+                return Ok(Err(e));
+            }
             let resolved = match repo::resolve_items(c, &input.items, &account.currency)? {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
@@ -522,6 +527,14 @@ pub async fn amend_submit(
         .db(&state, move |c| {
             let sub = repo::get(c, id)?;
             accounts::get_visible(c, sub.account_id, vis)?;
+            let cancels = matches!(input.kind, AmendKind::CancelNow | AmendKind::CancelAtTermEnd);
+            if !cancels {
+                if let Some(why) = crate::dunning::repo::hold_reason(c, sub.account_id)? {
+                    let mut e = FieldErrors::default();
+                    e.add("kind", format!("The account is on hold ({why}); only cancellation is possible until the hold is lifted."));
+                    return Ok(Err(e));
+                }
+            }
             match amend::apply(c, &actor, &links, id, &input, today()) {
                 Ok(o) => Ok(Ok(o)),
                 Err(AppError::Validation(e)) => Ok(Err(e)),

@@ -112,6 +112,8 @@ pub async fn invite(
                 reply_to: None,
                 sensitive: true,
                 attach_invoice_pdf: None,
+                attach_invoice_pdfs: Vec::new(),
+                attach_statement: None,
             };
             let payload = serde_json::to_value(&mail).map_err(AppError::internal)?;
             outbox::enqueue(

@@ -5,8 +5,8 @@
 use actix_web::web;
 
 use crate::{
-    accounts, audit, auth, catalog, dashboard, email, health, invoicing, payments, subscriptions,
-    tenants,
+    accounts, audit, auth, catalog, dashboard, email, health, invoicing, payments, reports,
+    subscriptions, tenants,
 };
 
 /// One registered route. `permission` is what the handler's `Allowed<_>` extractor demands
@@ -122,9 +122,17 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/invoices/{inv}/finalize" => invoicing::handlers::finalize_one, Some("invoices.finalize");
     post "/invoices/{inv}/send" => invoicing::handlers::send, Some("invoices.send");
     post "/invoices/{inv}/void" => invoicing::handlers::void, Some("invoices.void");
+    post "/invoices/{inv}/write-off" => invoicing::writeoff::write_off, Some("invoices.void");
     post "/invoices/{inv}/credit" => invoicing::handlers::credit, Some("invoices.credit");
     post "/invoices/{inv}/link" => invoicing::handlers::link, Some("invoices.send");
+    get "/accounts/{aid}/statement" => invoicing::statement::page, Some("invoices.view");
+    get "/accounts/{aid}/statement.pdf" => invoicing::statement::pdf_download, Some("invoices.view");
+    get "/accounts/{aid}/statement.csv" => invoicing::statement::csv, Some("invoices.view");
+    post "/accounts/{aid}/statement/email" => invoicing::statement::email, Some("invoices.send");
     post "/accounts/{aid}/payments" => payments::handlers::record, Some("payments.record");
+    post "/accounts/{aid}/payment-methods" => payments::methods::add_form, Some("payments.record");
+    post "/accounts/{aid}/payment-methods/{pmid}/{op}" => payments::methods::change, Some("payments.record");
+    post "/invoices/{inv}/charge" => payments::methods::charge_now, Some("payments.record");
     get "/payments/{pay}" => payments::handlers::detail, Some("invoices.view");
     post "/payments/{pay}/apply" => payments::handlers::apply, Some("payments.record");
     post "/payments/{pay}/unapply/{inv}" => payments::handlers::unapply, Some("payments.record");
@@ -134,11 +142,29 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/cash/import" => payments::cash::import, Some("payments.record");
     post "/cash/lines/{rid}/match" => payments::cash::match_line, Some("payments.record");
     post "/cash/lines/{rid}/unmatch" => payments::cash::unmatch, Some("payments.record");
+    get "/collections" => crate::dunning::collections::inbox, Some("collections.work");
+    post "/collections/tasks/{tid}/complete" => crate::dunning::collections::complete, Some("collections.work");
+    post "/collections/tasks/{tid}/assign" => crate::dunning::collections::reassign, Some("collections.work");
+    post "/accounts/{aid}/collections/notes" => crate::dunning::collections::forms::add_note, Some("collections.work");
+    post "/accounts/{aid}/collections/promises" => crate::dunning::collections::forms::add_promise, Some("collections.work");
+    post "/accounts/{aid}/collections/promises/{ppid}/cancel" => crate::dunning::collections::forms::cancel_promise, Some("collections.work");
+    post "/accounts/{aid}/collections/pause" => crate::dunning::collections::forms::pause, Some("collections.work");
+    post "/accounts/{aid}/collections/hold" => crate::dunning::collections::forms::hold, Some("collections.work");
+    post "/accounts/{aid}/collections/policy" => crate::dunning::collections::forms::set_policy, Some("dunning.configure");
+    post "/invoices/{inv}/dispute" => crate::dunning::collections::forms::dispute, Some("collections.work");
+    get "/settings/dunning" => crate::dunning::policies::list, Some("dunning.configure");
+    post "/settings/dunning" => crate::dunning::policies::create, Some("dunning.configure");
+    get "/settings/dunning/{polid}" => crate::dunning::policies::edit, Some("dunning.configure");
+    post "/settings/dunning/{polid}" => crate::dunning::policies::save, Some("dunning.configure");
+    post "/settings/dunning/{polid}/default" => crate::dunning::policies::make_default, Some("dunning.configure");
     get "/billing/runs" => invoicing::runs::list, Some("invoices.view");
     post "/billing/runs" => invoicing::runs::start, Some("billing.run");
     get "/billing/runs/{run}" => invoicing::runs::show, Some("invoices.view");
     get "/settings/billing" => invoicing::runs::settings, Some("settings.manage");
+    get "/settings/payments" => payments::settings::page, Some("connectors.manage");
+    post "/settings/payments" => payments::settings::save, Some("connectors.manage");
     post "/settings/billing" => invoicing::runs::save_settings, Some("settings.manage");
+    get "/reports/aging" => reports::aging_handlers::page, Some("reports.view");
     get "/audit" => audit::handlers::page, Some("audit.read");
     get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
     get "/settings/security" => tenants::settings::page, Some("settings.manage");
@@ -180,4 +206,5 @@ routes!(public_routes, PUBLIC_ROUTES,
     post "/logout" => auth::handlers::logout, None;
     get "/p/{slug}/invoices/{id}/{token}" => invoicing::hosted::page, None;
     get "/p/{slug}/invoices/{id}/{token}/pdf" => invoicing::hosted::pdf, None;
+    post "/hooks/{slug}/stripe" => payments::webhook::stripe, None;
 );

@@ -23,6 +23,8 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
         let mail = put_mail(&app, &t, "route test");
         let (aid, cid, iid, fid) = seed_account_records(&app, &t);
         let b = seed_billing_records(&app, &t, aid);
+        let (tid, ppid, polid) = seed_collections_records(&app, &t, aid);
+        let pmid = crate::billing::one(&app, &t, &format!("INSERT INTO payment_methods (account_id, gateway, token, brand, last4) VALUES ({aid}, 'sandbox', 'tok_sandbox_ok_00', 'Visa', '4242') RETURNING id"));
         let client = if role == Role::Owner {
             owner
         } else {
@@ -44,6 +46,11 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
                 .replace("{run}", &b.run.to_string())
                 .replace("{pay}", &b.payment.to_string())
                 .replace("{rid}", &b.remittance.to_string())
+                .replace("{tid}", &tid.to_string())
+                .replace("{ppid}", &ppid.to_string())
+                .replace("{polid}", &polid.to_string())
+                .replace("{pmid}", &pmid.to_string())
+                .replace("{op}", "auto_off")
                 .replace("{kind}", "general");
             // Act
             let resp = if route.method == "get" {
@@ -178,4 +185,23 @@ pub fn seed_billing_records(app: &TestApp, t: &TestTenant, aid: i64) -> BillingI
         payment,
         remittance,
     }
+}
+
+/// A collections task, a promise to pay and a second dunning policy, as
+/// `(task, promise, policy)`.
+fn seed_collections_records(app: &TestApp, t: &TestTenant, aid: i64) -> (i64, i64, i64) {
+    use crate::billing::one;
+    let task = one(app, t, &format!("INSERT INTO collections_tasks (account_id, title, due_on, source) VALUES ({aid}, 'Route task', '2026-01-10', 'manual') RETURNING id"));
+    let promise = one(app, t, &format!("INSERT INTO promises_to_pay (account_id, currency, amount, promised_on) VALUES ({aid}, 'EUR', 10, '2030-01-01') RETURNING id"));
+    let policy = arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::dunning::repo::create_policy(
+            c,
+            "Route policy",
+            &arbor::dunning::domain::Policy::standard(),
+            false,
+            None,
+        )
+    })
+    .unwrap();
+    (task, promise, policy)
 }

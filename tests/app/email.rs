@@ -55,6 +55,8 @@ fn invoice_mail() -> OutgoingEmail {
         reply_to: None,
         sensitive: false,
         attach_invoice_pdf: None,
+        attach_invoice_pdfs: Vec::new(),
+        attach_statement: None,
     }
 }
 

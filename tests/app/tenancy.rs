@@ -18,6 +18,8 @@ fn mail(subject: &str) -> serde_json::Value {
         reply_to: None,
         sensitive: false,
         attach_invoice_pdf: None,
+        attach_invoice_pdfs: Vec::new(),
+        attach_statement: None,
     })
     .unwrap()
 }
