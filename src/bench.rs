@@ -229,3 +229,195 @@ pub fn billrun(config: &Config, pool: &db::PgPool, n: i64) -> anyhow::Result<Bil
     )?;
     outcome
 }
+
+// ---- aging ---------------------------------------------------------------------------------
+//
+// `aging` provisions a throwaway tenant with N accounts (every tenth a sub-account, every
+// tenth billing in EUR) and M invoices issued over two years: 80% paid (one payment each,
+// received 0–59 days after issue, never after today), 20% open (a tenth of those part paid).
+// It times the aging summary (grouped by account with the hierarchy roll-up, as of today and
+// as of 30 days ago) against one plain aggregate scan of the same invoices, medians of
+// `AGING_RUNS` runs each, and drops the tenant.
+
+const AGING_RUNS: usize = 7;
+
+pub struct AgingReport {
+    pub invoices: i64,
+    pub accounts: i64,
+    pub rows: usize,
+    pub today_ms: f64,
+    pub past_ms: f64,
+    pub baseline_ms: f64,
+}
+
+impl AgingReport {
+    pub fn print(&self) {
+        println!(
+            "aging: {} invoices, {} accounts; summary by account (roll-up) returned {} rows",
+            self.invoices, self.accounts, self.rows
+        );
+        println!(
+            "aging report as of today:       {:8.1} ms (median of {AGING_RUNS})",
+            self.today_ms
+        );
+        println!(
+            "aging report as of 30 days ago: {:8.1} ms (median of {AGING_RUNS})",
+            self.past_ms
+        );
+        println!(
+            "baseline SELECT currency, sum(amount_due) FROM invoices GROUP BY currency: {:8.1} ms",
+            self.baseline_ms
+        );
+        println!(
+            "ratio: {:.2}x (today), {:.2}x (30 days ago) of baseline (targets: <= 300 ms and <= 2x)",
+            self.today_ms / self.baseline_ms,
+            self.past_ms / self.baseline_ms
+        );
+    }
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn aging_seed(
+    c: &mut PgConnection,
+    invoices: i64,
+    accounts: i64,
+    today: NaiveDate,
+) -> anyhow::Result<()> {
+    exec(c, &format!("INSERT INTO accounts (account_number, legal_name, display_name, name_key, currency) \
+                      SELECT 'A-' || g, 'Aging Customer ' || g, 'Aging Customer ' || g, 'aging customer ' || g, \
+                             CASE WHEN g % 10 = 3 THEN 'EUR' ELSE 'USD' END FROM generate_series(1, {accounts}) g"))?;
+    // Every tenth account (ending in 5) becomes a child of the account five ids before it.
+    exec(c, "UPDATE accounts c SET parent_id = p.id FROM accounts p \
+             WHERE c.account_number ~ '5$' AND p.account_number = 'A-' || (substr(c.account_number, 3)::bigint - 5)")?;
+    exec(c, &format!("WITH a AS (SELECT id, currency, row_number() OVER (ORDER BY id) - 1 AS rn FROM accounts) \
+                      INSERT INTO invoices (kind, number, status, account_id, bill_to_account_id, source, currency, \
+                                            issue_date, due_date, terms_kind, terms_days, subtotal, total, amount_paid, amount_due, finalized_at) \
+                      SELECT 'invoice', 'INV-A' || g, CASE WHEN g % 10 < 2 THEN 'open' ELSE 'paid' END, a.id, a.id, 'manual', a.currency, \
+                             DATE '{today}' - (g % 720)::int, DATE '{today}' - (g % 720)::int + 30, 'net', 30, \
+                             100 + g % 900, 100 + g % 900, \
+                             CASE WHEN g % 10 >= 2 THEN 100 + g % 900 WHEN g % 20 = 0 THEN 50 ELSE 0 END, \
+                             CASE WHEN g % 10 >= 2 THEN 0 WHEN g % 20 = 0 THEN 50 + g % 900 ELSE 100 + g % 900 END, now() \
+                        FROM generate_series(1, {invoices}) g JOIN a ON a.rn = g % {accounts}"))?;
+    exec(
+        c,
+        &format!(
+            "INSERT INTO payments (account_id, method, currency, amount, received_on, reference) \
+                      SELECT bill_to_account_id, 'wire', currency, amount_paid, \
+                             LEAST(issue_date + (id % 60)::int, DATE '{today}'), id::text \
+                        FROM invoices WHERE amount_paid > 0"
+        ),
+    )?;
+    exec(
+        c,
+        "INSERT INTO payment_applications (payment_id, invoice_id, amount, created_at) \
+             SELECT id, reference::bigint, amount, created_at FROM payments",
+    )?;
+    Ok(())
+}
+
+fn time_runs<T>(
+    c: &mut PgConnection,
+    schema: &scope::TenantSchema,
+    mut run: impl FnMut(&mut PgConnection) -> crate::error::AppResult<T>,
+) -> anyhow::Result<(Vec<f64>, T)> {
+    let mut times = Vec::with_capacity(AGING_RUNS);
+    let mut last = None;
+    for _ in 0..AGING_RUNS {
+        let (ms, out) = scope::in_tenant(c, schema, |c| {
+            let started = Instant::now();
+            let out = run(c)?;
+            Ok((started.elapsed().as_secs_f64() * 1000.0, out))
+        })?;
+        times.push(ms);
+        last = Some(out);
+    }
+    Ok((times, last.ok_or_else(|| anyhow!("no runs"))?))
+}
+
+pub fn aging(pool: &db::PgPool, invoices: i64, accounts: i64) -> anyhow::Result<AgingReport> {
+    use crate::reports::aging_repo::{self, Filters, Group, Owner};
+    if invoices < 1 || accounts < 1 {
+        return Err(anyhow!("--invoices and --accounts must be at least 1"));
+    }
+    let mut conn = pool.get()?;
+    let c = &mut *conn;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let slug = TenantSlug::parse(&format!("bench-aging-{tag}")).map_err(|e| anyhow!(e))?;
+    let owner = provision::Owner::New {
+        email: Email::parse(&format!("bench-aging-{tag}@bench.invalid")).map_err(|e| anyhow!(e))?,
+        name: PersonName::parse("Bench owner").map_err(|e| anyhow!(e))?,
+        password_hash: password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
+    };
+    let p = provision::provision(
+        c,
+        &slug,
+        &TenantName::parse("Bench aging").map_err(|e| anyhow!(e))?,
+        owner,
+    )?;
+    let today = chrono::Utc::now().date_naive();
+    let outcome = (|| -> anyhow::Result<AgingReport> {
+        let seeded = Instant::now();
+        scope::in_tenant(c, &p.schema, |c| {
+            aging_seed(c, invoices, accounts, today).map_err(crate::error::AppError::internal)
+        })?;
+        // Outside a transaction: VACUUM sets the visibility map so index-only scans work.
+        for t in ["accounts", "invoices", "payments", "payment_applications"] {
+            exec(c, &format!("VACUUM (ANALYZE) {}.{t}", p.schema.as_str()))?;
+        }
+        println!("seeded in {:.1} s", seeded.elapsed().as_secs_f64());
+        let filters = |as_of| Filters {
+            as_of,
+            currency: None,
+            owner: Owner::Any,
+            account: None,
+            from: None,
+            to: None,
+            bucket: None,
+            visible_owner: None,
+        };
+        let now = filters(today);
+        let (today_times, rows) = time_runs(c, &p.schema, |c| {
+            aging_repo::summary(c, &now, Group::Account)
+        })?;
+        let past = filters(today - chrono::Days::new(30));
+        let (past_times, _) = time_runs(c, &p.schema, |c| {
+            aging_repo::summary(c, &past, Group::Account)
+        })?;
+        #[derive(QueryableByName)]
+        struct Sum {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            _currency: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
+            _sum: Option<rust_decimal::Decimal>,
+        }
+        let (base_times, _) = time_runs(c, &p.schema, |c| {
+            Ok(sql_query("SELECT currency AS _currency, sum(amount_due) AS _sum FROM invoices GROUP BY currency")
+                .load::<Sum>(c)?)
+        })?;
+        Ok(AgingReport {
+            invoices,
+            accounts,
+            rows: rows.len(),
+            today_ms: median_ms(today_times),
+            past_ms: median_ms(past_times),
+            baseline_ms: median_ms(base_times),
+        })
+    })();
+    exec(
+        c,
+        &format!("DROP SCHEMA IF EXISTS {} CASCADE", p.schema.as_str()),
+    )?;
+    exec(
+        c,
+        &format!("DELETE FROM control.tenants WHERE id = {}", p.tenant_id),
+    )?;
+    exec(
+        c,
+        &format!("DELETE FROM control.users WHERE id = {}", p.owner_id),
+    )?;
+    outcome
+}

@@ -53,6 +53,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         subscriptions: i64,
     },
+    /// Time the AR aging report on a throwaway tenant against a plain aggregate scan.
+    Aging {
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: i64,
+        #[arg(long, default_value_t = 100_000)]
+        accounts: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +160,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::bench::billrun(&cfg, &pool, subscriptions)
             })
             .await??;
+            report.print();
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Aging { invoices, accounts },
+        } => {
+            let pool = startup::prepare_database(&config).await?;
+            let report =
+                tokio::task::spawn_blocking(move || crate::bench::aging(&pool, invoices, accounts))
+                    .await??;
             report.print();
             Ok(())
         }

@@ -129,6 +129,9 @@ pub struct DetailPartial {
     pub can_finalize: bool,
     pub can_send: bool,
     pub can_void: bool,
+    /// Open with a balance: can be charged now or written off.
+    pub can_charge: bool,
+    pub can_write_off: bool,
     pub can_credit: bool,
     pub tax_categories: Vec<(&'static str, &'static str)>,
     pub history: History,
@@ -240,6 +243,14 @@ pub async fn render_detail(
         can_edit: draft && ctx.can(Permission::InvoicesEdit),
         can_finalize: draft && ctx.can(Permission::InvoicesFinalize),
         can_send: !draft && inv.status != "void" && ctx.can(Permission::InvoicesSend),
+        can_charge: inv.kind == "invoice"
+            && inv.status == "open"
+            && inv.amount_due > Decimal::ZERO
+            && ctx.can(Permission::PaymentsRecord),
+        can_write_off: inv.kind == "invoice"
+            && inv.status == "open"
+            && inv.amount_due > Decimal::ZERO
+            && ctx.can(Permission::InvoicesVoid),
         can_void: matches!(inv.status.as_str(), "draft" | "open")
             && inv.amount_paid.is_zero()
             && ctx.can(Permission::InvoicesVoid),

@@ -563,3 +563,51 @@ async fn reminder_emails_reach_the_smtp_sink_with_overdue_invoices_and_a_stateme
         "invoice and statement PDFs"
     );
 }
+
+#[tokio::test]
+async fn a_written_off_invoice_leaves_dunning_and_posts_an_event() {
+    let app = quiet_app().await;
+    let (owner, t, price) = tenant(&app, "wo").await;
+    let aid = customer(&app, &owner, &t, "Gone Bust", price, None).await;
+    bill(&app, &t, "2026-01-01");
+    let inv = invoice_of(&app, &t, aid);
+    dun(&app, &t, "2026-02-01").await;
+    let path = format!("/t/{}/invoices/{inv}/write-off", t.slug);
+
+    // A reason is required; nothing changes without one.
+    let r = app.post_form(&owner, &path, &[("reason", " ")]).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            &format!("SELECT count(*) AS id FROM invoices WHERE id = {inv} AND status = 'open'")
+        ),
+        1
+    );
+
+    let r = app
+        .post_form(&owner, &path, &[("reason", "Insolvency proceedings")])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM invoices WHERE id = {inv} AND status = 'uncollectible' AND amount_due = 100")), 1);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM events WHERE type = 'invoice.written_off'"
+        ),
+        1
+    );
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM invoice_dunning WHERE invoice_id = {inv} AND status = 'completed' AND stop_reason = 'written off'")), 1);
+    let page = app
+        .html(&owner, &format!("/t/{}/invoices/{inv}", t.slug))
+        .await;
+    assert!(page.contains("Written off as uncollectible: Insolvency proceedings"));
+    let before = count(&app, &t, "dunning_actions");
+    dun(&app, &t, "2026-03-15").await;
+    assert_eq!(count(&app, &t, "dunning_actions"), before);
+    // Twice is refused.
+    let r = app.post_form(&owner, &path, &[("reason", "again")]).await;
+    assert_eq!(r.status(), 409);
+}
