@@ -213,14 +213,26 @@ enum Claim {
     Done,
 }
 
-fn claim(conn: &mut PgConnection, attempt_id: i64) -> AppResult<Claim> {
+/// Locks the attempt's invoice, then the attempt: the same order as the dunning engine
+/// (invoice first, then its attempts), so the two never deadlock.
+fn lock_attempt(conn: &mut PgConnection, attempt_id: i64) -> AppResult<(Invoice, Attempt)> {
+    let invoice_id: i64 = ca::table
+        .find(attempt_id)
+        .select(ca::invoice_id)
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    let inv = invoices::lock(conn, invoice_id)?;
     let a: Attempt = ca::table
         .find(attempt_id)
         .select(Attempt::as_select())
         .for_update()
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)?;
+        .first(conn)?;
+    Ok((inv, a))
+}
+
+fn claim(conn: &mut PgConnection, attempt_id: i64) -> AppResult<Claim> {
+    let (inv, a) = lock_attempt(conn, attempt_id)?;
     let stale = a
         .attempted_at
         .is_some_and(|t| (Utc::now() - t).num_seconds() > STALE_PROCESSING_SECS);
@@ -231,7 +243,6 @@ fn claim(conn: &mut PgConnection, attempt_id: i64) -> AppResult<Claim> {
         "processing" if stale => {}
         _ => return Ok(Claim::Done),
     }
-    let inv = invoices::lock(conn, a.invoice_id)?;
     let method = methods::get(conn, a.payment_method_id)?;
     let cancel = if inv.status != "open" || inv.amount_due <= Decimal::ZERO {
         Some("The invoice no longer has a balance.")
@@ -335,11 +346,7 @@ pub fn record(
     outcome: &Outcome,
     today: NaiveDate,
 ) -> AppResult<()> {
-    let a: Attempt = ca::table
-        .find(attempt_id)
-        .select(Attempt::as_select())
-        .for_update()
-        .first(conn)?;
+    let (inv, a) = lock_attempt(conn, attempt_id)?;
     if !matches!(a.status.as_str(), "processing" | "pending") {
         return Ok(()); // recorded by someone else already
     }
@@ -358,7 +365,6 @@ pub fn record(
                     created_by: None,
                 },
             )?;
-            let inv = invoices::lock(conn, a.invoice_id)?;
             // Paid some other way meanwhile: the rest stays as unapplied cash to refund or apply.
             let apply = amount.min(inv.amount_due).max(Decimal::ZERO);
             payments::apply(conn, pay, &[(a.invoice_id, apply)], None)?;
