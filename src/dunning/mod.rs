@@ -14,5 +14,7 @@ pub mod demo_data;
 pub mod domain;
 pub mod engine;
 pub mod policies;
+pub mod policy_repo;
 pub mod repo;
 pub mod timeline;
+pub mod workspace_repo;
