@@ -296,19 +296,22 @@ fn aging_seed(
     exec(c, &format!("WITH a AS (SELECT id, currency, row_number() OVER (ORDER BY id) - 1 AS rn FROM accounts) \
                       INSERT INTO invoices (kind, number, status, account_id, bill_to_account_id, source, currency, \
                                             issue_date, due_date, terms_kind, terms_days, subtotal, total, amount_paid, amount_due, finalized_at) \
-                      SELECT 'invoice', 'INV-A' || g, CASE WHEN g % 10 < 2 THEN 'open' ELSE 'paid' END, a.id, a.id, 'manual', a.currency, \
+                      SELECT 'invoice', 'INV-A' || g, CASE WHEN k < 2 THEN 'open' ELSE 'paid' END, a.id, a.id, 'manual', a.currency, \
                              DATE '{today}' - (g % 720)::int, DATE '{today}' - (g % 720)::int + 30, 'net', 30, \
                              100 + g % 900, 100 + g % 900, \
-                             CASE WHEN g % 10 >= 2 THEN 100 + g % 900 WHEN g % 20 = 0 THEN 50 ELSE 0 END, \
-                             CASE WHEN g % 10 >= 2 THEN 0 WHEN g % 20 = 0 THEN 50 + g % 900 ELSE 100 + g % 900 END, now() \
-                        FROM generate_series(1, {invoices}) g JOIN a ON a.rn = g % {accounts}"))?;
+                             CASE WHEN k >= 2 THEN 100 + g % 900 WHEN g % 7 = 0 THEN 50 ELSE 0 END, \
+                             CASE WHEN k >= 2 THEN 0 WHEN g % 7 = 0 THEN 50 + g % 900 ELSE 100 + g % 900 END, now() \
+                        FROM generate_series(1, {invoices}) g \
+                        CROSS JOIN LATERAL (SELECT abs(hashint8(g)) % 10 AS k) h \
+                        JOIN a ON a.rn = g % {accounts}"))?;
     exec(
         c,
         &format!(
-            "INSERT INTO payments (account_id, method, currency, amount, received_on, reference) \
-                      SELECT bill_to_account_id, 'wire', currency, amount_paid, \
-                             LEAST(issue_date + (id % 60)::int, DATE '{today}'), id::text \
-                        FROM invoices WHERE amount_paid > 0"
+            // Recorded on the day the cash arrived, as a cash clerk would.
+            "INSERT INTO payments (account_id, method, currency, amount, received_on, reference, created_at) \
+             SELECT bill_to_account_id, 'wire', currency, amount_paid, r, id::text, r::timestamp AT TIME ZONE 'UTC' \
+               FROM (SELECT *, LEAST(issue_date + (id % 60)::int, DATE '{today}') AS r \
+                       FROM invoices WHERE amount_paid > 0) i"
         ),
     )?;
     exec(
@@ -338,7 +341,12 @@ fn time_runs<T>(
     Ok((times, last.ok_or_else(|| anyhow!("no runs"))?))
 }
 
-pub fn aging(pool: &db::PgPool, invoices: i64, accounts: i64) -> anyhow::Result<AgingReport> {
+pub fn aging(
+    pool: &db::PgPool,
+    invoices: i64,
+    accounts: i64,
+    explain: bool,
+) -> anyhow::Result<AgingReport> {
     use crate::reports::aging_repo::{self, Filters, Group, Owner};
     if invoices < 1 || accounts < 1 {
         return Err(anyhow!("--invoices and --accounts must be at least 1"));
@@ -384,6 +392,14 @@ pub fn aging(pool: &db::PgPool, invoices: i64, accounts: i64) -> anyhow::Result<
             aging_repo::summary(c, &now, Group::Account)
         })?;
         let past = filters(today - chrono::Days::new(30));
+        if explain {
+            for f in [&now, &past] {
+                let plan = scope::in_tenant(c, &p.schema, |c| {
+                    aging_repo::explain_summary(c, f, Group::Account)
+                })?;
+                println!("plan as of {}:\n{plan}\n", f.as_of);
+            }
+        }
         let (past_times, _) = time_runs(c, &p.schema, |c| {
             aging_repo::summary(c, &past, Group::Account)
         })?;

@@ -59,6 +59,9 @@ pub enum BenchCommand {
         invoices: i64,
         #[arg(long, default_value_t = 100_000)]
         accounts: i64,
+        /// Also print the query plans.
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -164,12 +167,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Aging { invoices, accounts },
+            command:
+                BenchCommand::Aging {
+                    invoices,
+                    accounts,
+                    explain,
+                },
         } => {
             let pool = startup::prepare_database(&config).await?;
-            let report =
-                tokio::task::spawn_blocking(move || crate::bench::aging(&pool, invoices, accounts))
-                    .await??;
+            let report = tokio::task::spawn_blocking(move || {
+                crate::bench::aging(&pool, invoices, accounts, explain)
+            })
+            .await??;
             report.print();
             Ok(())
         }
