@@ -247,6 +247,8 @@ pub struct AgingReport {
     pub rows: usize,
     pub today_ms: f64,
     pub past_ms: f64,
+    /// The same report grouped by currency only (no per-account rows, no hierarchy).
+    pub by_currency_ms: f64,
     pub baseline_ms: f64,
 }
 
@@ -265,13 +267,18 @@ impl AgingReport {
             self.past_ms
         );
         println!(
+            "aging summary by currency only: {:8.1} ms (median of {AGING_RUNS})",
+            self.by_currency_ms
+        );
+        println!(
             "baseline SELECT currency, sum(amount_due) FROM invoices GROUP BY currency: {:8.1} ms",
             self.baseline_ms
         );
         println!(
-            "ratio: {:.2}x (today), {:.2}x (30 days ago) of baseline (targets: <= 300 ms and <= 2x)",
+            "ratio: {:.2}x (today), {:.2}x (30 days ago), {:.2}x (by currency) of baseline (targets: <= 300 ms and <= 2x)",
             self.today_ms / self.baseline_ms,
-            self.past_ms / self.baseline_ms
+            self.past_ms / self.baseline_ms,
+            self.by_currency_ms / self.baseline_ms
         );
     }
 }
@@ -410,7 +417,12 @@ pub fn aging(
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Numeric>)]
             _sum: Option<rust_decimal::Decimal>,
         }
+        let (currency_times, _) = time_runs(c, &p.schema, |c| {
+            aging_repo::summary(c, &now, Group::Currency)
+        })?;
+        // The baseline runs with the same settings as the report, so the ratio compares work.
         let (base_times, _) = time_runs(c, &p.schema, |c| {
+            aging_repo::tune_for_report(c)?;
             Ok(sql_query("SELECT currency AS _currency, sum(amount_due) AS _sum FROM invoices GROUP BY currency")
                 .load::<Sum>(c)?)
         })?;
@@ -420,6 +432,7 @@ pub fn aging(
             rows: rows.len(),
             today_ms: median_ms(today_times),
             past_ms: median_ms(past_times),
+            by_currency_ms: median_ms(currency_times),
             baseline_ms: median_ms(base_times),
         })
     })();

@@ -144,25 +144,21 @@ aged AS (
      WHERE ACCOUNT_OK
 )";
 
-/// Account level (summary): aggregated per account, currency and bucket first, then the
-/// accounts that pass the filters are joined (far fewer rows than invoices).
+/// Account level (summary): one hash aggregate over the invoices, per account and currency
+/// with the six bucket sums, for the accounts that pass the filters.
 const PER: &str = ",
-agg AS (
-    SELECT bill_to_account_id AS account_id, currency, bucket, sum(balance) AS amount, count(*) AS n
-      FROM bal GROUP BY bill_to_account_id, currency, bucket
-),
 per AS (
-    SELECT g.account_id, a.owner_user_id, g.currency,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 0), 0) AS b0,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 1), 0) AS b1,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 2), 0) AS b2,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 3), 0) AS b3,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 4), 0) AS b4,
-           COALESCE(sum(amount) FILTER (WHERE bucket = 5), 0) AS b5,
-           sum(amount) AS total, sum(n)::bigint AS n
-      FROM agg g JOIN accounts a ON a.id = g.account_id
+    SELECT b.bill_to_account_id AS account_id, a.owner_user_id, b.currency,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 0), 0) AS b0,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 1), 0) AS b1,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 2), 0) AS b2,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 3), 0) AS b3,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 4), 0) AS b4,
+           COALESCE(sum(b.balance) FILTER (WHERE b.bucket = 5), 0) AS b5,
+           sum(b.balance) AS total, count(*) AS n
+      FROM bal b JOIN accounts a ON a.id = b.bill_to_account_id
      WHERE ACCOUNT_OK
-     GROUP BY g.account_id, a.owner_user_id, g.currency
+     GROUP BY b.bill_to_account_id, a.owner_user_id, b.currency
 )";
 
 /// Whether account `a` passes the account, owner and visibility filters.
@@ -183,25 +179,48 @@ const ROLLED_SUMS: &str = "sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2, sum(b3) 
 /// (overlapping) rolled-up rows.
 pub fn summary_sql(group: Group) -> String {
     let body = match group {
+        // Only accounts below a parent contribute upwards (a minority), so the roll-up adds
+        // those contributions to the ancestors' own rows instead of re-aggregating every
+        // account; names are looked up after the cut, for the rows shown only.
         Group::Account => format!(
             ",
-up(account_id, ancestor) AS (
-    SELECT account_id, account_id FROM per
+anc(account_id, ancestor) AS (
+    SELECT per.account_id, a.parent_id FROM per JOIN accounts a ON a.id = per.account_id
+     WHERE a.parent_id IS NOT NULL
     UNION
-    SELECT up.account_id, a.parent_id FROM up JOIN accounts a ON a.id = up.ancestor
+    SELECT anc.account_id, a.parent_id FROM anc JOIN accounts a ON a.id = anc.ancestor
      WHERE a.parent_id IS NOT NULL
 ),
+contrib AS (
+    SELECT anc.ancestor AS key, per.currency, {ROLLED_SUMS}
+      FROM anc JOIN per ON per.account_id = anc.account_id GROUP BY anc.ancestor, per.currency
+),
 rolled AS (
-    SELECT up.ancestor AS key, per.currency, {ROLLED_SUMS}
-      FROM per JOIN up ON up.account_id = per.account_id GROUP BY up.ancestor, per.currency
+    SELECT COALESCE(p.account_id, c.key) AS key, COALESCE(p.currency, c.currency) AS currency,
+           COALESCE(p.b0, 0) + COALESCE(c.b0, 0) AS b0, COALESCE(p.b1, 0) + COALESCE(c.b1, 0) AS b1,
+           COALESCE(p.b2, 0) + COALESCE(c.b2, 0) AS b2, COALESCE(p.b3, 0) + COALESCE(c.b3, 0) AS b3,
+           COALESCE(p.b4, 0) + COALESCE(c.b4, 0) AS b4, COALESCE(p.b5, 0) + COALESCE(c.b5, 0) AS b5,
+           COALESCE(p.total, 0) + COALESCE(c.total, 0) AS total,
+           COALESCE(p.n, 0) + COALESCE(c.n, 0) AS n
+      FROM per p FULL JOIN contrib c ON c.key = p.account_id AND c.currency = p.currency
+),
+visible AS (
+    SELECT r.* FROM rolled r
+     WHERE r.key IN (SELECT account_id FROM per)
+        OR r.key IN (SELECT a.id FROM accounts a WHERE a.id IN (SELECT key FROM contrib) AND {ok})
+),
+ranked AS (
+    SELECT v.*, row_number() OVER (PARTITION BY currency ORDER BY total DESC, key) AS rn,
+           count(*) OVER (PARTITION BY currency) AS shown_of
+      FROM visible v
 ),
 rows_ AS (
     SELECT r.currency, r.key, a.display_name AS label, a.parent_id, false AS is_total,
-           r.b0, r.b1, r.b2, r.b3, r.b4, r.b5, r.total, r.n
-      FROM rolled r JOIN accounts a ON a.id = r.key
-     WHERE {ok}
+           r.b0, r.b1, r.b2, r.b3, r.b4, r.b5, r.total, r.n, r.rn, r.shown_of
+      FROM ranked r JOIN accounts a ON a.id = r.key
+     WHERE r.rn <= $9
     UNION ALL
-    SELECT currency, NULL, NULL, NULL, true, {ROLLED_SUMS} FROM per GROUP BY currency
+    SELECT currency, NULL, NULL, NULL, true, {ROLLED_SUMS}, 1, 1 FROM per GROUP BY currency
 )",
             ok = account_ok("a")
         ),
@@ -222,15 +241,22 @@ rows_ AS (
 )"
         ),
     };
-    format!(
-        "{ctes}{per}{body}
-SELECT currency, key, label, parent_id, is_total, b0, b1, b2, b3, b4, b5, total, n, shown_of
+    let select = if group == Group::Account {
+        "SELECT currency, key, label, parent_id, is_total, b0, b1, b2, b3, b4, b5, total, n, shown_of
+  FROM rows_
+ ORDER BY currency, is_total, total DESC, key"
+    } else {
+        "SELECT currency, key, label, parent_id, is_total, b0, b1, b2, b3, b4, b5, total, n, shown_of
   FROM (SELECT r.*,
                row_number() OVER (PARTITION BY currency, is_total ORDER BY total DESC, key) AS rn,
                count(*) OVER (PARTITION BY currency, is_total) AS shown_of
           FROM rows_ r) x
  WHERE is_total OR rn <= $9
- ORDER BY currency, is_total, total DESC, key",
+ ORDER BY currency, is_total, total DESC, key"
+    };
+    format!(
+        "{ctes}{per}{body}
+{select}",
         ctes = aged_ctes(),
         per = PER.replace("ACCOUNT_OK", &account_ok("a")),
     )
@@ -346,6 +372,7 @@ pub fn explain_summary(conn: &mut PgConnection, f: &Filters, group: Group) -> Ap
         #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
         line: String,
     }
+    tune_for_report(conn)?;
     let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", summary_sql(group));
     let lines: Vec<Line> = bound(sql, f, ROW_LIMIT).load(conn)?;
     Ok(lines
@@ -355,11 +382,23 @@ pub fn explain_summary(conn: &mut PgConnection, f: &Filters, group: Group) -> Ap
         .join("\n"))
 }
 
+/// Report settings for the rest of the transaction (`set_config(.., true)` is `SET LOCAL`).
+/// The planner's cost estimate for these aggregates crosses the JIT threshold, and compiling
+/// the plan took longer (≈1.3 s at a million invoices) than running it; and the default
+/// work_mem made the per-account sorts spill to disk.
+pub fn tune_for_report(conn: &mut PgConnection) -> AppResult<()> {
+    sql_query("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn summary(conn: &mut PgConnection, f: &Filters, group: Group) -> AppResult<Vec<SummaryRow>> {
+    tune_for_report(conn)?;
     Ok(bound(summary_sql(group), f, ROW_LIMIT).load(conn)?)
 }
 
 pub fn detail(conn: &mut PgConnection, f: &Filters, limit: i64) -> AppResult<Vec<DetailRow>> {
+    tune_for_report(conn)?;
     let bucket = f
         .bucket
         .map(|b| i32::try_from(b.index()).unwrap_or_default());
