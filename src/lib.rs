@@ -23,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod invoicing;
 pub mod jobs;
+pub mod ledger;
 pub mod money;
 pub mod payments;
 pub mod reports;

@@ -755,6 +755,59 @@ pub mod tenant {
         }
     }
 
+    diesel::table! {
+        gl_accounts (code) {
+            code -> Text,
+            name -> Text,
+            kind -> Text,
+            role -> Nullable<Text>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        gl_mapping_rules (id) {
+            id -> Int8,
+            product_id -> Nullable<Int8>,
+            entity -> Nullable<Text>,
+            currency -> Nullable<Text>,
+            revenue_account -> Text,
+            deferred_account -> Text,
+            version -> Int4,
+            replaces_id -> Nullable<Int8>,
+            active -> Bool,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            retired_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        journal_entries (id) {
+            id -> Int8,
+            entry_date -> Date,
+            source_type -> Text,
+            source_id -> Int8,
+            document -> Text,
+            memo -> Text,
+            currency -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        journal_lines (id) {
+            id -> Int8,
+            entry_id -> Int8,
+            position -> Int4,
+            account_code -> Text,
+            amount -> Numeric,
+            currency -> Text,
+            source_line -> Nullable<Int8>,
+            memo -> Text,
+        }
+    }
+
     diesel::joinable!(account_external_ids -> accounts (account_id));
     diesel::joinable!(contacts -> accounts (account_id));
     diesel::joinable!(prices -> products (product_id));
@@ -765,6 +818,8 @@ pub mod tenant {
     diesel::joinable!(invoice_lines -> invoices (invoice_id));
     diesel::joinable!(payment_applications -> payments (payment_id));
     diesel::joinable!(payment_applications -> invoices (invoice_id));
+    diesel::joinable!(journal_lines -> journal_entries (entry_id));
+    diesel::joinable!(journal_lines -> gl_accounts (account_code));
 
     diesel::allow_tables_to_appear_in_same_query!(
         settings,
@@ -805,5 +860,9 @@ pub mod tenant {
         collections_tasks,
         collections_notes,
         promises_to_pay,
+        gl_accounts,
+        gl_mapping_rules,
+        journal_entries,
+        journal_lines,
     );
 }

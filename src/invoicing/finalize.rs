@@ -156,6 +156,7 @@ fn finalize_one(
             invoices::version.eq(inv.version + 1),
         ))
         .execute(conn)?;
+    crate::ledger::post::document(conn, inv.id)?;
     audit::record(
         conn,
         actor,

@@ -599,6 +599,7 @@ pub async fn void(
                 invoices::void_reason.eq(&reason),
             ))
             .execute(c)?;
+        crate::ledger::post::voided(c, id)?;
         audit::record(
             c,
             &actor,

@@ -61,6 +61,7 @@ pub async fn write_off(
             ))
             .execute(c)?;
         crate::dunning::repo::settle_if_paid(c, id)?;
+        crate::ledger::post::written_off(c, id, inv.amount_due)?;
         crate::payments::repo::event(
             c,
             "invoice.written_off",

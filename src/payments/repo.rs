@@ -60,7 +60,7 @@ pub fn event(
 }
 
 pub fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> AppResult<i64> {
-    Ok(diesel::insert_into(payments::table)
+    let id = diesel::insert_into(payments::table)
         .values((
             payments::account_id.eq(p.account_id),
             payments::method.eq(p.method),
@@ -71,7 +71,9 @@ pub fn insert(conn: &mut PgConnection, p: &NewPayment<'_>) -> AppResult<i64> {
             payments::created_by.eq(p.created_by),
         ))
         .returning(payments::id)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    crate::ledger::post::payment_received(conn, id)?;
+    Ok(id)
 }
 
 pub fn get(conn: &mut PgConnection, id: i64) -> AppResult<Payment> {
@@ -176,6 +178,7 @@ pub fn apply(
             ))
             .execute(conn)?;
         crate::invoicing::repo::recompute_balance(conn, *invoice_id)?;
+        crate::ledger::post::applied(conn, payment_id, *invoice_id)?;
         event(
             conn,
             if amount.is_sign_negative() {
@@ -211,6 +214,7 @@ pub fn refund(
     diesel::update(payments::table.find(p.id))
         .set(payments::refunded.eq(p.refunded + amount))
         .execute(conn)?;
+    crate::ledger::post::refunded(conn, p.id)?;
     event(
         conn,
         "payment.refunded",
@@ -237,6 +241,7 @@ pub fn reverse(
             payments::reversed_at.eq(Some(Utc::now())),
         ))
         .execute(conn)?;
+    crate::ledger::post::reversed(conn, p.id)?;
     event(
         conn,
         "payment.reversed",
