@@ -245,6 +245,9 @@ pub fn recompute_balance(conn: &mut PgConnection, invoice_id: i64) -> AppResult<
             invoices::status.eq(super::domain::status_for(&inv.status, due)),
         ))
         .execute(conn)?;
+    // Payment and credit notes are dunning's stop conditions: end it (and cancel pending
+    // charges) in the same transaction rather than at the next daily run.
+    crate::dunning::repo::settle_if_paid(conn, invoice_id)?;
     Ok(())
 }
 

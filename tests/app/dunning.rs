@@ -347,6 +347,11 @@ async fn a_dunning_timeline_under_a_fake_clock_reminds_retries_charges_a_fee_onc
         )
         .await;
     assert_eq!(r.status(), 303);
+    assert_eq!(
+        one(&app, &t, &format!("SELECT count(*) AS id FROM invoice_dunning WHERE invoice_id = {inv} AND status = 'completed'")),
+        1,
+        "payment ends dunning at once, not at the next run"
+    );
     let before = count(&app, &t, "dunning_actions");
     for d in ["2026-02-16", "2026-03-02", "2026-03-20"] {
         dun(&app, &t, d).await;
