@@ -8,14 +8,14 @@ use serde::Deserialize;
 
 use super::{
     aging::Bucket,
-    aging_repo::{self as repo, Filters, Group, Owner},
+    aging_repo::{self as repo, Filters, Group},
     aging_view::{build_detail, build_summary, detail_csv, summary_csv, DetailView, SummaryView},
+    filters,
 };
 use crate::{
     accounts::handlers::{members, visibility},
     auth::permissions::{can, Allowed, Permission},
     error::{AppError, AppResult, FieldErrors},
-    money::Currency,
     tenants::repo::Member,
     web::{layout::Layout, render, AppState},
 };
@@ -51,43 +51,25 @@ pub struct Params {
 impl Params {
     /// The query string of this view with some parameters replaced (empty ones dropped).
     pub fn link(&self, changes: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("as_of", self.as_of.as_str()),
-            ("currency", self.currency.as_str()),
-            ("owner", self.owner.as_str()),
-            ("account", self.account.as_str()),
-            ("from", self.from.as_str()),
-            ("to", self.to.as_str()),
-            ("group", self.group.as_str()),
-            ("view", self.view.as_str()),
-            ("bucket", self.bucket.as_str()),
-        ];
-        for (k, v) in changes {
-            if let Some(p) = pairs.iter_mut().find(|(pk, _)| pk == k) {
-                p.1 = v;
-            } else {
-                pairs.push((k, v));
-            }
-        }
-        pairs.retain(|(_, v)| !v.trim().is_empty());
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        filters::link(
+            vec![
+                ("as_of", self.as_of.as_str()),
+                ("currency", self.currency.as_str()),
+                ("owner", self.owner.as_str()),
+                ("account", self.account.as_str()),
+                ("from", self.from.as_str()),
+                ("to", self.to.as_str()),
+                ("group", self.group.as_str()),
+                ("view", self.view.as_str()),
+                ("bucket", self.bucket.as_str()),
+            ],
+            changes,
+        )
     }
 
     pub fn is_detail(&self) -> bool {
         self.view == "detail"
     }
-}
-
-fn date(errors: &mut FieldErrors, field: &str, raw: &str) -> Option<NaiveDate> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
-    if parsed.is_none() {
-        errors.add(field, format!("{raw:?} is not a date; use YYYY-MM-DD."));
-    }
-    parsed
 }
 
 /// Checks every filter; all problems are reported at once (422), never a 500.
@@ -97,34 +79,12 @@ pub fn validate(
     visible_owner: Option<i64>,
 ) -> Result<(Filters, Group), FieldErrors> {
     let mut e = FieldErrors::default();
-    let as_of = date(&mut e, "as_of", &p.as_of).unwrap_or(today);
-    let currency = match p.currency.trim() {
-        "" => None,
-        raw => match Currency::parse(raw) {
-            Ok(c) => Some(c.code().to_owned()),
-            Err(m) => {
-                e.add("currency", m);
-                None
-            }
-        },
-    };
-    let owner = match p.owner.trim() {
-        "" => Owner::Any,
-        "none" => Owner::Unassigned,
-        raw => raw.parse::<i64>().map(Owner::User).unwrap_or_else(|_| {
-            e.add("owner", "Choose an owner from the list.");
-            Owner::Any
-        }),
-    };
-    let account = match p.account.trim() {
-        "" => None,
-        raw => raw.parse::<i64>().map(Some).unwrap_or_else(|_| {
-            e.add("account", "The account filter takes an account id.");
-            None
-        }),
-    };
-    let from = date(&mut e, "from", &p.from);
-    let to = date(&mut e, "to", &p.to);
+    let as_of = filters::date(&mut e, "as_of", &p.as_of).unwrap_or(today);
+    let currency = filters::currency(&mut e, &p.currency);
+    let owner = filters::owner(&mut e, &p.owner);
+    let account = filters::account(&mut e, &p.account);
+    let from = filters::date(&mut e, "from", &p.from);
+    let to = filters::date(&mut e, "to", &p.to);
     if let (Some(f), Some(t)) = (from, to) {
         if f > t {
             e.add("to", "The end of the issue date range is before its start.");

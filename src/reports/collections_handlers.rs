@@ -8,16 +8,15 @@ use chrono::{Duration, Months, NaiveDate};
 use serde::Deserialize;
 
 use super::{
-    aging_repo::Owner,
     collections::{month_start, periods},
     collections_repo::{self as repo, Filters},
     collections_view::{build, csv, Loaded, Table, COUNT_BACK_MONTHS},
+    filters,
 };
 use crate::{
     accounts::handlers::{members, visibility},
     auth::permissions::{can, Allowed, Permission},
     error::{AppError, AppResult, FieldErrors},
-    money::Currency,
     tenants::repo::Member,
     web::{layout::Layout, render, AppState},
 };
@@ -54,36 +53,18 @@ pub struct Params {
 impl Params {
     /// This view's query string with some parameters replaced (empty ones dropped).
     pub fn link(&self, changes: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("from", self.from.as_str()),
-            ("to", self.to.as_str()),
-            ("currency", self.currency.as_str()),
-            ("owner", self.owner.as_str()),
-            ("account", self.account.as_str()),
-            ("section", self.section.as_str()),
-        ];
-        for (k, v) in changes {
-            if let Some(p) = pairs.iter_mut().find(|(pk, _)| pk == k) {
-                p.1 = v;
-            } else {
-                pairs.push((k, v));
-            }
-        }
-        pairs.retain(|(_, v)| !v.trim().is_empty());
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        filters::link(
+            vec![
+                ("from", self.from.as_str()),
+                ("to", self.to.as_str()),
+                ("currency", self.currency.as_str()),
+                ("owner", self.owner.as_str()),
+                ("account", self.account.as_str()),
+                ("section", self.section.as_str()),
+            ],
+            changes,
+        )
     }
-}
-
-fn date(e: &mut FieldErrors, field: &str, raw: &str) -> Option<NaiveDate> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
-    if parsed.is_none() {
-        e.add(field, format!("{raw:?} is not a date; use YYYY-MM-DD."));
-    }
-    parsed
 }
 
 /// The default range: the last twelve months up to today.
@@ -100,8 +81,8 @@ pub fn validate(
     visible_owner: Option<i64>,
 ) -> Result<(Filters, Vec<&'static str>), FieldErrors> {
     let mut e = FieldErrors::default();
-    let to = date(&mut e, "to", &p.to).unwrap_or(today);
-    let from = date(&mut e, "from", &p.from).unwrap_or_else(|| default_from(to));
+    let to = filters::date(&mut e, "to", &p.to).unwrap_or(today);
+    let from = filters::date(&mut e, "from", &p.from).unwrap_or_else(|| default_from(to));
     if from > to {
         e.add("to", "The end of the date range is before its start.");
     } else if periods(from, to).len() > MAX_MONTHS {
@@ -110,31 +91,9 @@ pub fn validate(
             format!("The range spans more than {MAX_MONTHS} months; choose a shorter one."),
         );
     }
-    let currency = match p.currency.trim() {
-        "" => None,
-        raw => match Currency::parse(raw) {
-            Ok(c) => Some(c.code().to_owned()),
-            Err(m) => {
-                e.add("currency", m);
-                None
-            }
-        },
-    };
-    let owner = match p.owner.trim() {
-        "" => Owner::Any,
-        "none" => Owner::Unassigned,
-        raw => raw.parse::<i64>().map(Owner::User).unwrap_or_else(|_| {
-            e.add("owner", "Choose an owner from the list.");
-            Owner::Any
-        }),
-    };
-    let account = match p.account.trim() {
-        "" => None,
-        raw => raw.parse::<i64>().map(Some).unwrap_or_else(|_| {
-            e.add("account", "The account filter takes an account id.");
-            None
-        }),
-    };
+    let currency = filters::currency(&mut e, &p.currency);
+    let owner = filters::owner(&mut e, &p.owner);
+    let account = filters::account(&mut e, &p.account);
     let sections: Vec<&'static str> = match p.section.trim() {
         "" => SECTIONS.iter().map(|(c, _)| *c).collect(),
         raw => match SECTIONS.iter().find(|(c, _)| *c == raw) {

@@ -39,6 +39,7 @@ pub mod collections_handlers;
 pub mod collections_lists;
 pub mod collections_repo;
 pub mod collections_view;
+pub mod filters;
 pub mod mrr;
 pub mod mrr_handlers;
 pub mod mrr_month;

@@ -7,15 +7,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
+    filters,
     mrr::{self, Month, Movement},
-    mrr_repo::{self as repo, Filters, Owner},
+    mrr_repo::{self as repo, Filters},
     mrr_view::{build_detail, build_summary, detail_csv, summary_csv, Block, DetailLine, Drill},
 };
 use crate::{
     accounts::handlers::{members, visibility},
     auth::permissions::{can, Allowed, Permission},
     error::{AppError, AppResult, FieldErrors},
-    money::Currency,
     tenants::repo::Member,
     web::{render, AppState},
 };
@@ -46,24 +46,18 @@ pub struct Params {
 impl Params {
     /// The query string of this view with some parameters replaced (empty ones dropped).
     pub fn link(&self, changes: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("from", self.from.as_str()),
-            ("to", self.to.as_str()),
-            ("currency", self.currency.as_str()),
-            ("owner", self.owner.as_str()),
-            ("account", self.account.as_str()),
-            ("month", self.month.as_str()),
-            ("movement", self.movement.as_str()),
-        ];
-        for (k, v) in changes {
-            if let Some(p) = pairs.iter_mut().find(|(pk, _)| pk == k) {
-                p.1 = v;
-            } else {
-                pairs.push((k, v));
-            }
-        }
-        pairs.retain(|(_, v)| !v.trim().is_empty());
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        filters::link(
+            vec![
+                ("from", self.from.as_str()),
+                ("to", self.to.as_str()),
+                ("currency", self.currency.as_str()),
+                ("owner", self.owner.as_str()),
+                ("account", self.account.as_str()),
+                ("month", self.month.as_str()),
+                ("movement", self.movement.as_str()),
+            ],
+            changes,
+        )
     }
 }
 
@@ -106,31 +100,9 @@ pub fn validate(
             format!("Choose at most {MAX_MONTHS} months at a time."),
         );
     }
-    let currency = match p.currency.trim() {
-        "" => None,
-        raw => match Currency::parse(raw) {
-            Ok(c) => Some(c.code().to_owned()),
-            Err(m) => {
-                e.add("currency", m);
-                None
-            }
-        },
-    };
-    let owner = match p.owner.trim() {
-        "" => Owner::Any,
-        "none" => Owner::Unassigned,
-        raw => raw.parse::<i64>().map(Owner::User).unwrap_or_else(|_| {
-            e.add("owner", "Choose an owner from the list.");
-            Owner::Any
-        }),
-    };
-    let account = match p.account.trim() {
-        "" => None,
-        raw => raw.parse::<i64>().map(Some).unwrap_or_else(|_| {
-            e.add("account", "The account filter takes an account id.");
-            None
-        }),
-    };
+    let currency = filters::currency(&mut e, &p.currency);
+    let owner = filters::owner(&mut e, &p.owner);
+    let account = filters::account(&mut e, &p.account);
     let at = month(&mut e, "month", &p.month);
     let drill = match p.movement.trim() {
         "" => Some(Drill::Moved),

@@ -14,13 +14,8 @@ use diesel::{
 use super::mrr::SubTerms;
 use crate::{error::AppResult, subscriptions::repo::item_terms};
 
-/// Whose accounts: anyone, nobody's (unassigned) or one member's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    Any,
-    Unassigned,
-    User(i64),
-}
+/// The same owner filter as every report.
+pub use super::aging_repo::Owner;
 
 impl Owner {
     pub fn binds(self) -> (Option<i64>, bool) {

@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{
+    filters,
     mrr_repo::Owner,
     status_repo::{detail, summary, AggRow, InvoiceRow},
 };
@@ -72,24 +73,18 @@ pub struct Params {
 
 impl Params {
     pub fn link(&self, changes: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("from", self.from.as_str()),
-            ("to", self.to.as_str()),
-            ("currency", self.currency.as_str()),
-            ("owner", self.owner.as_str()),
-            ("account", self.account.as_str()),
-            ("status", self.status.as_str()),
-            ("view", self.view.as_str()),
-        ];
-        for (k, v) in changes {
-            if let Some(p) = pairs.iter_mut().find(|(pk, _)| pk == k) {
-                p.1 = v;
-            } else {
-                pairs.push((k, v));
-            }
-        }
-        pairs.retain(|(_, v)| !v.trim().is_empty());
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        filters::link(
+            vec![
+                ("from", self.from.as_str()),
+                ("to", self.to.as_str()),
+                ("currency", self.currency.as_str()),
+                ("owner", self.owner.as_str()),
+                ("account", self.account.as_str()),
+                ("status", self.status.as_str()),
+                ("view", self.view.as_str()),
+            ],
+            changes,
+        )
     }
 
     pub fn is_detail(&self) -> bool {
@@ -109,18 +104,6 @@ pub struct Filters {
     pub visible_owner: Option<i64>,
 }
 
-fn date(e: &mut FieldErrors, field: &str, raw: &str) -> Option<NaiveDate> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
-    if d.is_none() {
-        e.add(field, format!("{raw:?} is not a date; use YYYY-MM-DD."));
-    }
-    d
-}
-
 /// Checks every filter; all problems are reported at once (422), never a 500.
 pub fn validate(
     p: &Params,
@@ -128,35 +111,16 @@ pub fn validate(
     visible_owner: Option<i64>,
 ) -> Result<Filters, FieldErrors> {
     let mut e = FieldErrors::default();
-    let from = date(&mut e, "from", &p.from);
-    let to = date(&mut e, "to", &p.to);
+    let from = filters::date(&mut e, "from", &p.from);
+    let to = filters::date(&mut e, "to", &p.to);
     if let (Some(f), Some(t)) = (from, to) {
         if f > t {
             e.add("to", "The end of the issue date range is before its start.");
         }
     }
-    let currency = match p.currency.trim() {
-        "" => None,
-        raw => Currency::parse(raw)
-            .map(|c| c.code().to_owned())
-            .map_err(|m| e.add("currency", m))
-            .ok(),
-    };
-    let owner = match p.owner.trim() {
-        "" => Owner::Any,
-        "none" => Owner::Unassigned,
-        raw => raw.parse::<i64>().map(Owner::User).unwrap_or_else(|_| {
-            e.add("owner", "Choose an owner from the list.");
-            Owner::Any
-        }),
-    };
-    let account = match p.account.trim() {
-        "" => None,
-        raw => raw.parse::<i64>().map(Some).unwrap_or_else(|_| {
-            e.add("account", "The account filter takes an account id.");
-            None
-        }),
-    };
+    let currency = filters::currency(&mut e, &p.currency);
+    let owner = filters::owner(&mut e, &p.owner);
+    let account = filters::account(&mut e, &p.account);
     let status = match p.status.trim() {
         "" => None,
         raw => STATUSES
