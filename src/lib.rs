@@ -7,6 +7,7 @@
 mod macros;
 
 pub mod accounts;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;

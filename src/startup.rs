@@ -122,6 +122,7 @@ impl Application {
                 }))
                 .service(Files::new("/static", &static_dir).use_etag(true))
                 .configure(routes::public_routes)
+                .configure(routes::api_routes)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(AppError::NotFound)
                 }))

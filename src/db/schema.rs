@@ -136,6 +136,30 @@ pub mod control {
 
 pub mod tenant {
     diesel::table! {
+        api_keys (id) {
+            id -> Int8,
+            name -> Text,
+            scope -> Text,
+            prefix -> Text,
+            digest -> Bytea,
+            created_by -> Nullable<Int8>,
+            created_at -> Timestamptz,
+            last_used_at -> Nullable<Timestamptz>,
+            revoked_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        api_idempotency (key) {
+            key -> Text,
+            request_hash -> Text,
+            status -> Int4,
+            response_body -> Jsonb,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         settings (key) {
             key -> Text,
             value -> Jsonb,
@@ -808,6 +832,28 @@ pub mod tenant {
         }
     }
 
+    diesel::table! {
+        revenue_schedules (id) {
+            id -> Int8,
+            invoice_id -> Int8,
+            line_id -> Int8,
+            month -> Date,
+            amount -> Numeric,
+            currency -> Text,
+            revenue_account -> Text,
+            deferred_account -> Text,
+            recognized_entry_id -> Nullable<Int8>,
+        }
+    }
+
+    diesel::table! {
+        ledger_periods (month) {
+            month -> Date,
+            closed_at -> Nullable<Timestamptz>,
+            closed_by -> Nullable<Int8>,
+        }
+    }
+
     diesel::joinable!(account_external_ids -> accounts (account_id));
     diesel::joinable!(contacts -> accounts (account_id));
     diesel::joinable!(prices -> products (product_id));
@@ -864,5 +910,7 @@ pub mod tenant {
         gl_mapping_rules,
         journal_entries,
         journal_lines,
+        revenue_schedules,
+        ledger_periods,
     );
 }

@@ -73,4 +73,6 @@ pub mod kinds {
     pub const PAYMENT_CHARGE: &str = "payments.charge";
     /// Runs the dunning engine for a date; payload `{"date": "YYYY-MM-DD"}`.
     pub const DUNNING_RUN: &str = "dunning.run";
+    /// Recognizes ratable revenue through the month before a date; payload `{"date": "YYYY-MM-DD"}`.
+    pub const LEDGER_RECOGNIZE: &str = "ledger.recognize";
 }

@@ -86,6 +86,13 @@ async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "could not queue daily dunning runs"),
             }
+            let queued = db::run(&state.pool, move |c| {
+                crate::ledger::revenue::schedule_daily(c, today)
+            })
+            .await;
+            if let Err(e) = queued {
+                tracing::warn!(error = ?e, "could not queue daily revenue recognition");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
@@ -146,6 +153,7 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::BILL_RUN => crate::invoicing::billrun::run_job(state, job).await,
         kinds::PAYMENT_CHARGE => crate::payments::charge::run_job(state, job).await,
         kinds::DUNNING_RUN => crate::dunning::engine::run_job(state, job).await,
+        kinds::LEDGER_RECOGNIZE => crate::ledger::revenue::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

@@ -166,6 +166,8 @@ pub enum SourceType {
     WriteOff,
     /// A voided invoice: its finalization entry reversed line by line.
     Void,
+    /// A month of ratable revenue moved from deferred revenue to revenue (`revrec`).
+    RevenueRecognition,
 }
 
 impl SourceType {
@@ -179,6 +181,7 @@ impl SourceType {
             SourceType::PaymentReversal => "payment_reversal",
             SourceType::WriteOff => "write_off",
             SourceType::Void => "void",
+            SourceType::RevenueRecognition => "revenue_recognition",
         }
     }
 }

@@ -85,7 +85,7 @@ impl Params {
     }
 }
 
-pub const SOURCE_TYPES: [(&str, &str); 8] = [
+pub const SOURCE_TYPES: [(&str, &str); 9] = [
     ("invoice", "Invoice"),
     ("credit_note", "Credit note"),
     ("payment", "Payment received"),
@@ -94,6 +94,7 @@ pub const SOURCE_TYPES: [(&str, &str); 8] = [
     ("payment_reversal", "Payment reversal"),
     ("write_off", "Write-off"),
     ("void", "Void"),
+    ("revenue_recognition", "Revenue recognition"),
 ];
 
 pub struct LineView {
@@ -115,7 +116,7 @@ pub struct JournalPartial {
     pub base: String,
     pub params: Params,
     pub query: String,
-    pub sources: [(&'static str, &'static str); 8],
+    pub sources: [(&'static str, &'static str); 9],
     pub accounts: Vec<repo::GlAccount>,
     pub entries: Vec<EntryView>,
     pub limit: i64,

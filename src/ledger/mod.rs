@@ -25,6 +25,8 @@
 //! - Hence AR in the ledger equals the sum of open invoice balances, unapplied cash equals
 //!   what payments have left, and customer credit equals account credit; the reconciliation
 //!   page shows each pair per currency.
+//! - Part 2: ratable revenue is recognized month by month from schedules (`revrec`), and a
+//!   closed month takes no entries: they post on the first day of the next open month.
 
 pub mod domain;
 pub mod export;
@@ -32,3 +34,6 @@ pub mod handlers;
 pub mod journal;
 pub mod post;
 pub mod repo;
+pub mod revenue;
+pub mod revenue_handlers;
+pub mod revrec;

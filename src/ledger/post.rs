@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use super::{
     domain::{self, DocLine, Document, NewEntry, PostingError, Role, SourceType},
     repo,
+    revenue::{self, RatableLine},
 };
 use crate::{
     db::schema::tenant::{
@@ -105,7 +106,33 @@ pub fn document(conn: &mut PgConnection, invoice_id: i64) -> AppResult<()> {
     }
     let roles = repo::roles(conn)?;
     let rules = repo::active_rules(conn)?;
-    write(conn, domain::document_entry(&doc, &roles, &rules))
+    write(conn, domain::document_entry(&doc, &roles, &rules))?;
+    // The entry resolved every line's rule, so these lookups cannot miss.
+    let ratable: Vec<RatableLine> = doc
+        .lines
+        .iter()
+        .filter(|l| l.ratable && !l.late_fee)
+        .filter_map(|l| {
+            let src = lines.iter().find(|x| Some(x.id) == l.id)?;
+            let rule = domain::resolve(&rules, l.product_id, &doc.entities, &doc.currency)?;
+            Some(RatableLine {
+                line_id: src.id,
+                gross: l.net + l.discount,
+                period: src.period_start.zip(src.period_end),
+                credited_line_id: src.credited_line_id,
+                revenue_account: rule.revenue_account.clone(),
+                deferred_account: rule.deferred_account.clone(),
+            })
+        })
+        .collect();
+    revenue::add_schedules(
+        conn,
+        doc.id,
+        doc.credit_note,
+        doc.date,
+        &doc.currency,
+        &ratable,
+    )
 }
 
 fn transfer(
@@ -267,5 +294,5 @@ pub fn voided(conn: &mut PgConnection, invoice_id: i64) -> AppResult<()> {
             .collect(),
     };
     repo::insert_entry(conn, &entry)?;
-    Ok(())
+    revenue::void_schedules(conn, inv.id, today())
 }

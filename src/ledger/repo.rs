@@ -102,14 +102,22 @@ pub fn active_rules(conn: &mut PgConnection) -> AppResult<Vec<MappingRule>> {
         .collect())
 }
 
+/// Writes an entry; one dated in a closed month posts on the first day of the first open
+/// month instead, its memo noting the original date (`revenue::open_date`).
 pub fn insert_entry(conn: &mut PgConnection, e: &NewEntry) -> AppResult<i64> {
+    let date = super::revenue::open_date(conn, e.date)?;
+    let memo = if date == e.date {
+        e.memo.clone()
+    } else {
+        format!("{} (dated {}, period closed)", e.memo, e.date)
+    };
     let id: i64 = diesel::insert_into(journal_entries::table)
         .values((
-            journal_entries::entry_date.eq(e.date),
+            journal_entries::entry_date.eq(date),
             journal_entries::source_type.eq(e.source_type.code()),
             journal_entries::source_id.eq(e.source_id),
             journal_entries::document.eq(&e.document),
-            journal_entries::memo.eq(&e.memo),
+            journal_entries::memo.eq(&memo),
             journal_entries::currency.eq(&e.currency),
         ))
         .returning(journal_entries::id)

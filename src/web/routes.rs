@@ -173,6 +173,12 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/ledger/export.csv" => crate::ledger::journal::export_csv, Some("reports.export");
     get "/ledger/export.hledger" => crate::ledger::journal::export_hledger, Some("reports.export");
     get "/ledger/export.beancount" => crate::ledger::journal::export_beancount, Some("reports.export");
+    get "/ledger/revenue" => crate::ledger::revenue_handlers::page, Some("reports.view");
+    post "/ledger/revenue/recognize" => crate::ledger::revenue_handlers::recognize_now, Some("connectors.manage");
+    get "/ledger/revenue/waterfall" => crate::ledger::revenue_handlers::waterfall_page, Some("reports.view");
+    get "/ledger/revenue/waterfall.csv" => crate::ledger::revenue_handlers::waterfall_csv, Some("reports.export");
+    get "/ledger/periods" => crate::ledger::revenue_handlers::periods, Some("reports.view");
+    post "/ledger/periods" => crate::ledger::revenue_handlers::set_period, Some("connectors.manage");
     get "/reports/aging" => reports::aging_handlers::page, Some("reports.view");
     get "/reports/mrr" => reports::mrr_handlers::page, Some("reports.view");
     get "/reports/invoice-status" => reports::status_by_rep::page, Some("reports.view");
@@ -181,6 +187,9 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/audit.csv" => audit::handlers::export_csv, Some("audit.read");
     get "/settings/security" => tenants::settings::page, Some("settings.manage");
     post "/settings/security" => tenants::settings::save, Some("settings.manage");
+    get "/settings/api-keys" => crate::api::keys::page, Some("connectors.manage");
+    post "/settings/api-keys" => crate::api::keys::create, Some("connectors.manage");
+    post "/settings/api-keys/revoke" => crate::api::keys::revoke, Some("connectors.manage");
 );
 
 // Routes for a signed-in user, outside any tenant.
@@ -219,4 +228,19 @@ routes!(public_routes, PUBLIC_ROUTES,
     get "/p/{slug}/invoices/{id}/{token}" => invoicing::hosted::page, None;
     get "/p/{slug}/invoices/{id}/{token}/pdf" => invoicing::hosted::pdf, None;
     post "/hooks/{slug}/stripe" => payments::webhook::stripe, None;
+);
+
+// The JSON API: authenticated by API key (bearer), not by session; `None` here because the
+// key's scope, not a role, decides (read keys may only GET).
+routes!(api_routes, API_ROUTES,
+    get "/api/v1/openapi.json" => crate::api::openapi::serve, None;
+    get "/api/v1/accounts" => crate::api::accounts::list, None;
+    post "/api/v1/accounts" => crate::api::accounts::create, None;
+    get "/api/v1/accounts/{id}" => crate::api::accounts::get, None;
+    get "/api/v1/accounts/{id}/contacts" => crate::api::accounts::contacts, None;
+    get "/api/v1/invoices" => crate::api::billing::invoices, None;
+    get "/api/v1/invoices/{id}" => crate::api::billing::invoice, None;
+    get "/api/v1/payments" => crate::api::billing::payments, None;
+    get "/api/v1/subscriptions" => crate::api::billing::subscriptions, None;
+    post "/api/v1/usage_records" => crate::api::usage::create, None;
 );

@@ -13,6 +13,7 @@ use diesel::{
 use rust_decimal::Decimal;
 
 mod fees;
+mod revenue;
 
 use crate::{
     accounts::{count, id_from, put_account},

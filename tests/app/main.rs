@@ -6,6 +6,7 @@ mod access;
 mod account_csv;
 mod account_dedupe;
 mod accounts;
+mod api;
 mod audit;
 mod auth;
 mod billing;

@@ -368,3 +368,63 @@ async fn filters_apply_to_screen_and_csv_and_sales_see_only_their_accounts() {
         assert_eq!(resp.status().as_u16(), 422, "{q}");
     }
 }
+
+/// The day a cash application counts on: its payment's `received_on` when written with the
+/// payment, even if that is after the day it was recorded (post-dated); its own day when made
+/// later (applying unapplied cash). The report reads these through separate index paths, so
+/// each case is checked on both sides of its day.
+#[tokio::test]
+async fn cash_counts_on_its_effective_day_post_dated_or_applied_later() {
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "aging-eff").await;
+    let a = account(&app, &t, "Effective Day", "USD", None, None);
+    let total = |rows: Vec<Vec<String>>| rows.iter().map(|r| r[9].clone()).collect::<Vec<_>>();
+    let detail = |d: &str| format!("as_of={d}&view=detail");
+
+    // Received 2026-06-01, applied on 2026-06-20 (a later application of unapplied cash).
+    let later = invoice(&app, &t, a, "USD", "2026-05-01", "2026-05-31", "100");
+    exec(&app, &t, &format!(
+        "WITH p AS (INSERT INTO payments (account_id, method, currency, amount, received_on, created_at) \
+                    VALUES ({a}, 'wire', 'USD', 100, '2026-06-01', '2026-06-01 09:00+00') RETURNING id) \
+         INSERT INTO payment_applications (payment_id, invoice_id, amount, created_at) \
+         SELECT id, {later}, 100, '2026-06-20 09:00+00' FROM p"));
+    exec(&app, &t, &format!(
+        "UPDATE invoices SET amount_paid = 100, amount_due = 0, status = 'paid' WHERE id = {later}"));
+    assert_eq!(
+        total(csv_of(&app, &owner, &t, &detail("2026-06-10")).await),
+        ["100.00"]
+    );
+    assert_eq!(
+        total(csv_of(&app, &owner, &t, &detail("2026-06-19")).await),
+        ["100.00"]
+    );
+    assert!(csv_of(&app, &owner, &t, &detail("2026-06-20"))
+        .await
+        .is_empty());
+
+    // A post-dated payment recorded today for ten days from now: owed until then.
+    let today = chrono::Utc::now().date_naive();
+    let post = invoice(&app, &t, a, "USD", "2026-05-01", "2026-05-31", "40");
+    pay(
+        &app,
+        &t,
+        a,
+        post,
+        "USD",
+        "40",
+        &(today + chrono::Days::new(10)).to_string(),
+    );
+    assert_eq!(
+        total(csv_of(&app, &owner, &t, &detail(&today.to_string())).await),
+        ["40.00"]
+    );
+    assert!(csv_of(
+        &app,
+        &owner,
+        &t,
+        &detail(&(today + chrono::Days::new(10)).to_string())
+    )
+    .await
+    .is_empty());
+}
