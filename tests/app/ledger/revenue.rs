@@ -297,3 +297,152 @@ async fn a_closed_month_sends_what_posts_into_it_to_the_next_open_month() {
     let audited = one(&app, &t, "SELECT count(*) AS id FROM audit_log WHERE action IN ('ledger_period.closed', 'ledger_period.reopened')");
     assert_eq!(audited, 3);
 }
+
+#[tokio::test]
+async fn voiding_a_partly_recognized_invoice_unwinds_its_schedule_and_deferred_revenue() {
+    // Arrange: the 1,200.00 annual ratable invoice from 15 March, recognized through May.
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "revvoid").await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    let (_, price) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "ANNUAL",
+        &[("model", "flat"), ("amount", "1200")],
+    )
+    .await;
+    exec(
+        &app,
+        &t,
+        &format!("UPDATE price_versions SET interval_months = 12 WHERE price_id = {price}"),
+    );
+    let aid = put_account(&app, &t, "Voided Annual", None);
+    let sub = [
+        ("start_date", "2026-03-15"),
+        ("anchor_day", "15"),
+        ("cycle", "12"),
+        ("item0_price", &price.to_string()),
+    ];
+    subscribe(&app, &owner, &t, aid, &sub).await;
+    bill(&app, &t, "2026-03-15");
+    let inv = one(
+        &app,
+        &t,
+        "SELECT id FROM invoices WHERE period_start = '2026-03-15'",
+    );
+    in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::ledger::revrec::recognize(c, day("2026-05-01"))
+    })
+    .unwrap();
+    let balance = |code: &str| {
+        one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM journal_lines WHERE account_code = '{code}'"))
+    };
+    assert_eq!(balance("4000"), -25644, "three months recognized");
+
+    // Act: void it, then let recognition run through the current month.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/invoices/{inv}/void", t.slug),
+            &[("reason", "Contract rescinded")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let this_month = chrono::Utc::now().date_naive();
+    in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::ledger::revrec::recognize(c, this_month)
+    })
+    .unwrap();
+
+    // Assert: nothing is left to recognize, revenue and deferred revenue are back to zero,
+    // and AR still equals the open balances.
+    let left = one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM revenue_schedules WHERE invoice_id = {inv}"));
+    assert_eq!(left, 0, "the schedule nets to zero");
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM revenue_schedules WHERE invoice_id = {inv} AND recognized_entry_id IS NULL")), 0);
+    assert_eq!(balance("4000"), 0, "recognized revenue reversed");
+    assert_eq!(balance("2200"), 0, "deferred revenue empty");
+    assert_reconciled(&app, &t);
+}
+
+#[tokio::test]
+async fn a_full_credit_note_on_a_ratable_invoice_reverses_its_revenue_by_the_end_of_the_period() {
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "revcn").await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    let (_, price) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "ANNUAL",
+        &[("model", "flat"), ("amount", "1200")],
+    )
+    .await;
+    exec(
+        &app,
+        &t,
+        &format!("UPDATE price_versions SET interval_months = 12 WHERE price_id = {price}"),
+    );
+    let aid = put_account(&app, &t, "Credited Annual", None);
+    let sub = [
+        ("start_date", "2026-03-15"),
+        ("anchor_day", "15"),
+        ("cycle", "12"),
+        ("item0_price", &price.to_string()),
+    ];
+    subscribe(&app, &owner, &t, aid, &sub).await;
+    bill(&app, &t, "2026-03-15");
+    let inv = one(
+        &app,
+        &t,
+        "SELECT id FROM invoices WHERE period_start = '2026-03-15'",
+    );
+    in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::ledger::revrec::recognize(c, day("2026-05-01"))
+    })
+    .unwrap();
+
+    // Act: credit the whole invoice, then recognize to the end of its service period.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/invoices/{inv}/credit", t.slug),
+            &[("scope", "full"), ("reason", "Service never delivered")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let note = one(
+        &app,
+        &t,
+        &format!(
+            "SELECT id FROM invoices WHERE kind = 'credit_note' AND related_invoice_id = {inv}"
+        ),
+    );
+    let negative = one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM revenue_schedules WHERE invoice_id = {note}"));
+    assert_eq!(
+        negative, -120000,
+        "the credit note's schedule mirrors the line"
+    );
+    in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::ledger::revrec::recognize(c, day("2027-03-01"))
+    })
+    .unwrap();
+
+    // Assert: revenue nets to zero, deferred revenue is empty, AR reconciles.
+    let balance = |code: &str| {
+        one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM journal_lines WHERE account_code = '{code}'"))
+    };
+    assert_eq!(balance("4000"), 0);
+    assert_eq!(balance("2200"), 0);
+    assert_reconciled(&app, &t);
+}
