@@ -34,6 +34,55 @@ fn schedule(app: &TestApp, t: &TestTenant, invoice: i64) -> Vec<(String, Decimal
         .collect()
 }
 
+/// The 1,200.00 annual ratable invoice billed from 15 March 2026 (365 days of service).
+async fn annual_invoice(prefix: &str, name: &str) -> (TestApp, reqwest::Client, TestTenant, i64) {
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, prefix).await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    let (_, price) = product_with_price(
+        &app,
+        &owner,
+        &t,
+        "ANNUAL",
+        &[("model", "flat"), ("amount", "1200")],
+    )
+    .await;
+    exec(
+        &app,
+        &t,
+        &format!("UPDATE price_versions SET interval_months = 12 WHERE price_id = {price}"),
+    );
+    let aid = put_account(&app, &t, name, None);
+    let sub = [
+        ("start_date", "2026-03-15"),
+        ("anchor_day", "15"),
+        ("cycle", "12"),
+        ("item0_price", &price.to_string()),
+    ];
+    subscribe(&app, &owner, &t, aid, &sub).await;
+    bill(&app, &t, "2026-03-15");
+    let inv = one(
+        &app,
+        &t,
+        "SELECT id FROM invoices WHERE period_start = '2026-03-15'",
+    );
+    (app, owner, t, inv)
+}
+
+/// Net balance of a GL account in cents.
+fn cents(app: &TestApp, t: &TestTenant, code: &str) -> i64 {
+    one(
+        app,
+        t,
+        &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM journal_lines WHERE account_code = '{code}'"),
+    )
+}
+
 #[tokio::test]
 async fn revenue_recognition_for_a_12_month_annual_invoice_starting_mid_month() {
     // Arrange: 1,200.00 a year, ratable, billed yearly from 15 March 2026.
@@ -301,49 +350,12 @@ async fn a_closed_month_sends_what_posts_into_it_to_the_next_open_month() {
 #[tokio::test]
 async fn voiding_a_partly_recognized_invoice_unwinds_its_schedule_and_deferred_revenue() {
     // Arrange: the 1,200.00 annual ratable invoice from 15 March, recognized through May.
-    let app = TestApp::spawn().await;
-    let owner = new_client();
-    let t = app.signup(&owner, "revvoid").await;
-    exec(
-        &app,
-        &t,
-        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
-    );
-    let (_, price) = product_with_price(
-        &app,
-        &owner,
-        &t,
-        "ANNUAL",
-        &[("model", "flat"), ("amount", "1200")],
-    )
-    .await;
-    exec(
-        &app,
-        &t,
-        &format!("UPDATE price_versions SET interval_months = 12 WHERE price_id = {price}"),
-    );
-    let aid = put_account(&app, &t, "Voided Annual", None);
-    let sub = [
-        ("start_date", "2026-03-15"),
-        ("anchor_day", "15"),
-        ("cycle", "12"),
-        ("item0_price", &price.to_string()),
-    ];
-    subscribe(&app, &owner, &t, aid, &sub).await;
-    bill(&app, &t, "2026-03-15");
-    let inv = one(
-        &app,
-        &t,
-        "SELECT id FROM invoices WHERE period_start = '2026-03-15'",
-    );
+    let (app, owner, t, inv) = annual_invoice("revvoid", "Voided Annual").await;
     in_tenant(&mut app.conn(), &t.schema(), |c| {
         arbor::ledger::revrec::recognize(c, day("2026-05-01"))
     })
     .unwrap();
-    let balance = |code: &str| {
-        one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM journal_lines WHERE account_code = '{code}'"))
-    };
-    assert_eq!(balance("4000"), -25644, "three months recognized");
+    assert_eq!(cents(&app, &t, "4000"), -25644, "three months recognized");
 
     // Act: void it, then let recognition run through the current month.
     let r = app
@@ -365,48 +377,14 @@ async fn voiding_a_partly_recognized_invoice_unwinds_its_schedule_and_deferred_r
     let left = one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM revenue_schedules WHERE invoice_id = {inv}"));
     assert_eq!(left, 0, "the schedule nets to zero");
     assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM revenue_schedules WHERE invoice_id = {inv} AND recognized_entry_id IS NULL")), 0);
-    assert_eq!(balance("4000"), 0, "recognized revenue reversed");
-    assert_eq!(balance("2200"), 0, "deferred revenue empty");
+    assert_eq!(cents(&app, &t, "4000"), 0, "recognized revenue reversed");
+    assert_eq!(cents(&app, &t, "2200"), 0, "deferred revenue empty");
     assert_reconciled(&app, &t);
 }
 
 #[tokio::test]
 async fn a_full_credit_note_on_a_ratable_invoice_reverses_its_revenue_by_the_end_of_the_period() {
-    let app = TestApp::spawn().await;
-    let owner = new_client();
-    let t = app.signup(&owner, "revcn").await;
-    exec(
-        &app,
-        &t,
-        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
-    );
-    let (_, price) = product_with_price(
-        &app,
-        &owner,
-        &t,
-        "ANNUAL",
-        &[("model", "flat"), ("amount", "1200")],
-    )
-    .await;
-    exec(
-        &app,
-        &t,
-        &format!("UPDATE price_versions SET interval_months = 12 WHERE price_id = {price}"),
-    );
-    let aid = put_account(&app, &t, "Credited Annual", None);
-    let sub = [
-        ("start_date", "2026-03-15"),
-        ("anchor_day", "15"),
-        ("cycle", "12"),
-        ("item0_price", &price.to_string()),
-    ];
-    subscribe(&app, &owner, &t, aid, &sub).await;
-    bill(&app, &t, "2026-03-15");
-    let inv = one(
-        &app,
-        &t,
-        "SELECT id FROM invoices WHERE period_start = '2026-03-15'",
-    );
+    let (app, owner, t, inv) = annual_invoice("revcn", "Credited Annual").await;
     in_tenant(&mut app.conn(), &t.schema(), |c| {
         arbor::ledger::revrec::recognize(c, day("2026-05-01"))
     })
@@ -439,10 +417,7 @@ async fn a_full_credit_note_on_a_ratable_invoice_reverses_its_revenue_by_the_end
     .unwrap();
 
     // Assert: revenue nets to zero, deferred revenue is empty, AR reconciles.
-    let balance = |code: &str| {
-        one(&app, &t, &format!("SELECT (COALESCE(sum(amount), 0) * 100)::bigint AS id FROM journal_lines WHERE account_code = '{code}'"))
-    };
-    assert_eq!(balance("4000"), 0);
-    assert_eq!(balance("2200"), 0);
+    assert_eq!(cents(&app, &t, "4000"), 0);
+    assert_eq!(cents(&app, &t, "2200"), 0);
     assert_reconciled(&app, &t);
 }
