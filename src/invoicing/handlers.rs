@@ -290,7 +290,7 @@ pub async fn detail(
     .await
 }
 
-fn back(req: &HttpRequest, ctx: &TenantCtx, id: i64) -> HttpResponse {
+pub(crate) fn back(req: &HttpRequest, ctx: &TenantCtx, id: i64) -> HttpResponse {
     render::see_other(req, &format!("{}/invoices/{id}", ctx.base()))
 }
 

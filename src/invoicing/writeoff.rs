@@ -10,14 +10,17 @@ use diesel::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::{handlers::visible, repo};
+use super::{
+    handlers::{back, visible},
+    repo,
+};
 use crate::{
     accounts::{domain::Fields, handlers::visibility},
     audit::{self, Actor, Entry},
     auth::permissions::{can, Allowed},
     db::schema::tenant::invoices,
     error::{AppError, AppResult, FieldErrors},
-    web::{render, AppState},
+    web::AppState,
 };
 
 pub async fn write_off(
@@ -80,8 +83,5 @@ pub async fn write_off(
         )
     })
     .await?;
-    Ok(render::see_other(
-        &req,
-        &format!("{}/invoices/{id}", ctx.base()),
-    ))
+    Ok(back(&req, &ctx, id))
 }
