@@ -365,10 +365,7 @@ pub async fn charge_now(
         crate::invoicing::handlers::today(),
     )
     .await?;
-    Ok(render::see_other(
-        &req,
-        &format!("{}/invoices/{invoice_id}", ctx.base()),
-    ))
+    Ok(crate::invoicing::handlers::back(&req, &ctx, invoice_id))
 }
 
 #[cfg(test)]
