@@ -22,6 +22,7 @@ pub mod dunning;
 pub mod email;
 pub mod error;
 pub mod health;
+pub mod integrations;
 pub mod invoicing;
 pub mod jobs;
 pub mod ledger;

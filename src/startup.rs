@@ -87,6 +87,7 @@ impl Application {
             config: Arc::new(config.clone()),
             wakeup: jobs::Wakeup::default(),
             mailer,
+            http: crate::integrations::http::client(),
         };
         let data = web::Data::new(state.clone());
         let static_dir = static_dir();

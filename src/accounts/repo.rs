@@ -269,6 +269,34 @@ pub fn external_ids(conn: &mut PgConnection, id: i64) -> AppResult<Vec<(String, 
         .load(conn)?)
 }
 
+/// The account holding a CRM id.
+pub fn by_external_id(conn: &mut PgConnection, system: &str, id: &str) -> AppResult<Option<i64>> {
+    Ok(ext::table
+        .filter(ext::system.eq(system))
+        .filter(ext::external_id.eq(id))
+        .select(ext::account_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Records a CRM id on an account (kept if it is already there).
+pub fn add_external_id(
+    conn: &mut PgConnection,
+    account_id: i64,
+    system: &str,
+    id: &str,
+) -> AppResult<()> {
+    diesel::insert_into(ext::table)
+        .values((
+            ext::account_id.eq(account_id),
+            ext::system.eq(system),
+            ext::external_id.eq(id),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The account already holding a CRM id, if any other than `except`.
 pub fn holder_of_external_id(
     conn: &mut PgConnection,

@@ -150,6 +150,102 @@ pub mod tenant {
     }
 
     diesel::table! {
+        crm_connectors (id) {
+            id -> Int8,
+            kind -> Text,
+            name -> Text,
+            token -> Text,
+            status -> Text,
+            settings -> Jsonb,
+            secret_sealed -> Nullable<Text>,
+            api_token_sealed -> Nullable<Text>,
+            mapping -> Jsonb,
+            mapping_version -> Int4,
+            sample_payload -> Text,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        crm_inbox (id) {
+            id -> Int8,
+            connector_id -> Int8,
+            event_id -> Text,
+            object_type -> Text,
+            object_id -> Text,
+            change -> Text,
+            occurred_at -> Nullable<Timestamptz>,
+            sequence -> Nullable<Int8>,
+            raw_body -> Text,
+            event -> Jsonb,
+            status -> Text,
+            reason -> Nullable<Text>,
+            problems -> Nullable<Jsonb>,
+            attempts -> Int4,
+            duplicates -> Int4,
+            effect -> Nullable<Jsonb>,
+            received_at -> Timestamptz,
+            processed_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        crm_links (id) {
+            id -> Int8,
+            connector_id -> Int8,
+            object_type -> Text,
+            crm_id -> Text,
+            account_id -> Nullable<Int8>,
+            contact_id -> Nullable<Int8>,
+            subscription_id -> Nullable<Int8>,
+            invoice_id -> Nullable<Int8>,
+            last_sequence -> Nullable<Int8>,
+            last_occurred_at -> Nullable<Timestamptz>,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        webhook_endpoints (id) {
+            id -> Int8,
+            url -> Text,
+            description -> Text,
+            event_types -> Array<Text>,
+            secret_sealed -> Text,
+            status -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        connector_deliveries (id) {
+            id -> Int8,
+            connector -> Text,
+            outbox_id -> Nullable<Int8>,
+            subject -> Text,
+            attempt -> Int4,
+            ok -> Bool,
+            http_status -> Nullable<Int4>,
+            error -> Nullable<Text>,
+            remote_ref -> Nullable<Text>,
+            duration_ms -> Int4,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        integration_alerts (id) {
+            id -> Int8,
+            connector -> Text,
+            summary -> Text,
+            opened_at -> Timestamptz,
+            notified_at -> Nullable<Timestamptz>,
+            resolved_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
         api_idempotency (key) {
             key -> Text,
             request_hash -> Text,
@@ -870,6 +966,12 @@ pub mod tenant {
     diesel::allow_tables_to_appear_in_same_query!(
         settings,
         outbox,
+        connector_deliveries,
+        integration_alerts,
+        crm_connectors,
+        crm_inbox,
+        crm_links,
+        webhook_endpoints,
         audit_log,
         accounts,
         account_external_ids,

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use diesel::{sql_types::Text, Connection, PgConnection, RunQueryDsl};
+use diesel::{sql_types::Text, Connection, OptionalExtension, PgConnection, RunQueryDsl};
 
 use crate::error::{AppError, AppResult};
 
@@ -62,6 +62,23 @@ where
         set_local_search_path(c, schema)?;
         f(c)
     })
+}
+
+#[derive(diesel::QueryableByName)]
+struct TenantIdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// The id of the tenant whose schema this transaction is scoped to: for code deep in a tenant
+/// transaction (the ledger) that must queue a job, which the control queue keys by tenant.
+/// Reads only the current tenant's own row.
+pub fn current_tenant_id(conn: &mut PgConnection) -> AppResult<i64> {
+    let row: Option<TenantIdRow> =
+        diesel::sql_query("SELECT id FROM control.tenants WHERE schema_name = current_schema()")
+            .get_result(conn)
+            .optional()?;
+    row.map(|r| r.id).ok_or(AppError::NotFound)
 }
 
 #[cfg(test)]

@@ -3,14 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{message::OutgoingEmail, repo};
 use crate::{
     audit::{self, Actor, Entry},
     auth::permissions::{can, Allowed, Permission},
     error::{AppError, AppResult},
-    jobs::{kinds, outbox, queue},
+    jobs::outbox,
     web::{csrf, render, AppState},
 };
 
@@ -156,21 +155,7 @@ pub async fn retry(
                 "Only failed emails can be sent again.".into(),
             ));
         }
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query(
-                "UPDATE outbox SET status = 'pending', last_error = NULL WHERE id = $1",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(id),
-            c,
-        )?;
-        let mut job = queue::NewJob::new(
-            kinds::OUTBOX_DELIVER,
-            Some(tenant_id),
-            json!({ "outbox_id": id }),
-        );
-        job.dedupe_key = Some(format!("outbox:{tenant_id}:{id}:retry:{}", row.attempts));
-        job.max_attempts = 10;
-        queue::enqueue(c, &job)?;
+        outbox::redeliver(c, tenant_id, &row)?;
         audit::record(c, &actor, &Entry::new("mail.resent", "email", id))
     })
     .await?;

@@ -309,6 +309,11 @@ pub fn add_credit(
     Ok(())
 }
 
+/// A setting's raw JSON value, `None` when unset.
+pub fn json_setting(conn: &mut PgConnection, key: &str) -> AppResult<Option<Value>> {
+    setting(conn, key)
+}
+
 fn setting(conn: &mut PgConnection, key: &str) -> AppResult<Option<Value>> {
     Ok(settings::table
         .filter(settings::key.eq(key))

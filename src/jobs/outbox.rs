@@ -62,6 +62,34 @@ pub fn enqueue(
     Ok(id)
 }
 
+/// Puts a dead row back in line with a fresh round of attempts (after a person fixed the
+/// cause). Its idempotency key is unchanged, so a receiver that did get it drops the repeat.
+pub fn redeliver(conn: &mut PgConnection, tenant_id: i64, row: &OutboxRow) -> AppResult<()> {
+    if row.status != "dead" {
+        return Err(crate::error::AppError::Conflict(
+            "Only failed deliveries can be sent again.".into(),
+        ));
+    }
+    diesel::update(outbox::table.find(row.id))
+        .set((
+            outbox::status.eq("pending"),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    let mut job = queue::NewJob::new(
+        kinds::OUTBOX_DELIVER,
+        Some(tenant_id),
+        json!({ "outbox_id": row.id }),
+    );
+    job.dedupe_key = Some(format!(
+        "outbox:{tenant_id}:{}:retry:{}",
+        row.id, row.attempts
+    ));
+    job.max_attempts = 10;
+    queue::enqueue(conn, &job)?;
+    Ok(())
+}
+
 pub fn get(conn: &mut PgConnection, id: i64) -> AppResult<Option<OutboxRow>> {
     Ok(outbox::table.find(id).first(conn).optional()?)
 }
@@ -181,6 +209,9 @@ pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
                 "malformed email payload: {e}"
             ))),
         },
+        crate::ledger::push::KIND => {
+            crate::ledger::push::deliver(state, tenant_id, &schema, &row).await
+        }
         other => Err(JobFailure::permanent(format!(
             "no deliverer for outbox kind {other:?}"
         ))),

@@ -93,6 +93,12 @@ async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
             if let Err(e) = queued {
                 tracing::warn!(error = ?e, "could not queue daily revenue recognition");
             }
+            // Every pass (30 s): a failing integration is alerted well inside 15 minutes.
+            match crate::integrations::alerts::check_all(&state).await {
+                Ok(n) if n > 0 => tracing::warn!(alerts = n, "integration alerts opened"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "integration alert check failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}

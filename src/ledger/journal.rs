@@ -1,5 +1,6 @@
 //! `/ledger/journal` (filters by date, source and account; CSV with `reports.export`),
-//! `/ledger/export.{csv,hledger,beancount}?from=&to=` and `/ledger/reconciliation`.
+//! `/ledger/export.{csv,hledger,beancount,qbo.json,xero.json}?from=&to=`,
+//! `/ledger/invoices.{qbo,xero}.json?from=&to=` and `/ledger/reconciliation`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -8,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{
-    export,
+    export, export_apps,
     repo::{self, JournalFilter, ReconRow},
 };
 use crate::{
@@ -62,6 +63,7 @@ impl Params {
         e.into_result()?;
         let account = Some(self.account.trim().to_owned()).filter(|a| !a.is_empty());
         Ok(JournalFilter {
+            id: None,
             from,
             to,
             source_type,
@@ -184,6 +186,8 @@ enum Format {
     Csv,
     Hledger,
     Beancount,
+    Qbo,
+    Xero,
 }
 
 async fn export_as(
@@ -215,7 +219,31 @@ async fn export_as(
             "text/plain; charset=utf-8",
             "beancount",
         ),
+        Format::Qbo => (
+            pretty(&export_apps::qbo_journal(&accounts, &entries))?,
+            "application/json",
+            "qbo.json",
+        ),
+        Format::Xero => (
+            pretty(&export_apps::xero_journal(&entries))?,
+            "application/json",
+            "xero.json",
+        ),
     };
+    attachment(&params, "journal", ext, mime, body)
+}
+
+fn pretty(v: &serde_json::Value) -> AppResult<String> {
+    serde_json::to_string_pretty(v).map_err(AppError::internal)
+}
+
+fn attachment(
+    params: &Params,
+    name: &str,
+    ext: &str,
+    mime: &str,
+    body: String,
+) -> AppResult<HttpResponse> {
     let range = format!(
         "{}_{}",
         params
@@ -231,7 +259,7 @@ async fn export_as(
         .content_type(mime)
         .insert_header((
             "Content-Disposition",
-            format!("attachment; filename=\"journal-{range}.{ext}\""),
+            format!("attachment; filename=\"{name}-{range}.{ext}\""),
         ))
         .body(body))
 }
@@ -258,6 +286,59 @@ pub async fn export_beancount(
     params: web::Query<Params>,
 ) -> AppResult<HttpResponse> {
     export_as(ctx, state, params.into_inner(), Format::Beancount).await
+}
+
+pub async fn export_qbo(
+    ctx: Allowed<can::ReportsExport>,
+    state: web::Data<AppState>,
+    params: web::Query<Params>,
+) -> AppResult<HttpResponse> {
+    export_as(ctx, state, params.into_inner(), Format::Qbo).await
+}
+
+pub async fn export_xero(
+    ctx: Allowed<can::ReportsExport>,
+    state: web::Data<AppState>,
+    params: web::Query<Params>,
+) -> AppResult<HttpResponse> {
+    export_as(ctx, state, params.into_inner(), Format::Xero).await
+}
+
+/// Issued invoices and credit notes in the range (by issue date) as QBO or Xero documents.
+async fn invoices_as(
+    ctx: Allowed<can::ReportsExport>,
+    state: web::Data<AppState>,
+    params: Params,
+    xero: bool,
+) -> AppResult<HttpResponse> {
+    let filter = params.filter()?;
+    let docs = ctx
+        .db(&state, move |c| {
+            repo::invoice_docs(c, filter.from, filter.to)
+        })
+        .await?;
+    let (body, ext) = if xero {
+        (pretty(&export_apps::xero_invoices(&docs))?, "xero.json")
+    } else {
+        (pretty(&export_apps::qbo_invoices(&docs))?, "qbo.json")
+    };
+    attachment(&params, "invoices", ext, "application/json", body)
+}
+
+pub async fn invoices_qbo(
+    ctx: Allowed<can::ReportsExport>,
+    state: web::Data<AppState>,
+    params: web::Query<Params>,
+) -> AppResult<HttpResponse> {
+    invoices_as(ctx, state, params.into_inner(), false).await
+}
+
+pub async fn invoices_xero(
+    ctx: Allowed<can::ReportsExport>,
+    state: web::Data<AppState>,
+    params: web::Query<Params>,
+) -> AppResult<HttpResponse> {
+    invoices_as(ctx, state, params.into_inner(), true).await
 }
 
 pub struct ReconView {

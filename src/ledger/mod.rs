@@ -25,14 +25,18 @@
 //! - Hence AR in the ledger equals the sum of open invoice balances, unapplied cash equals
 //!   what payments have left, and customer credit equals account credit; the reconciliation
 //!   page shows each pair per currency.
+//! - Part 3: QuickBooks Online and Xero shapes of entries and invoices (`export_apps`), and the
+//!   push of every entry to an accounting endpoint through the outbox (`push`).
 //! - Part 2: ratable revenue is recognized month by month from schedules (`revrec`), and a
 //!   closed month takes no entries: they post on the first day of the next open month.
 
 pub mod domain;
 pub mod export;
+pub mod export_apps;
 pub mod handlers;
 pub mod journal;
 pub mod post;
+pub mod push;
 pub mod repo;
 pub mod revenue;
 pub mod revenue_handlers;

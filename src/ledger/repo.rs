@@ -141,11 +141,14 @@ pub fn insert_entry(conn: &mut PgConnection, e: &NewEntry) -> AppResult<i64> {
     diesel::insert_into(journal_lines::table)
         .values(&rows)
         .execute(conn)?;
+    super::push::on_entry(conn, id)?;
     Ok(id)
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct JournalFilter {
+    /// One entry only.
+    pub id: Option<i64>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub source_type: Option<String>,
@@ -169,6 +172,9 @@ pub fn entries(conn: &mut PgConnection, f: &JournalFilter) -> AppResult<Vec<expo
         ))
         .order((journal_entries::entry_date, journal_entries::id))
         .into_boxed();
+    if let Some(id) = f.id {
+        q = q.filter(journal_entries::id.eq(id));
+    }
     if let Some(d) = f.from {
         q = q.filter(journal_entries::entry_date.ge(d));
     }
@@ -265,4 +271,85 @@ pub fn reconciliation(conn: &mut PgConnection) -> AppResult<Vec<ReconRow>> {
          ORDER BY k.currency, array_position(ARRAY['receivable', 'unapplied_cash', 'customer_credit'], k.role)",
     )
     .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct LineAccount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    line: i64,
+    #[diesel(sql_type = Text)]
+    account: String,
+}
+
+/// Issued invoices and credit notes (not drafts) with an issue date in the range, with the
+/// revenue account each line was credited to and its product's SKU, for the QBO/Xero shapes.
+pub fn invoice_docs(
+    conn: &mut PgConnection,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> AppResult<Vec<super::export_apps::InvoiceDoc>> {
+    use crate::db::schema::tenant::{invoice_lines, invoices, products};
+    use crate::invoicing::repo::{Invoice, Line};
+    let mut q = invoices::table
+        .filter(invoices::number.is_not_null())
+        .order((invoices::issue_date, invoices::id))
+        .select(Invoice::as_select())
+        .into_boxed();
+    if let Some(d) = from {
+        q = q.filter(invoices::issue_date.ge(d));
+    }
+    if let Some(d) = to {
+        q = q.filter(invoices::issue_date.le(d));
+    }
+    let docs: Vec<Invoice> = q.load(conn)?;
+    let ids: Vec<i64> = docs.iter().map(|d| d.id).collect();
+    let lines: Vec<Line> = invoice_lines::table
+        .filter(invoice_lines::invoice_id.eq_any(&ids))
+        .order((invoice_lines::invoice_id, invoice_lines::position))
+        .select(Line::as_select())
+        .load(conn)?;
+    let line_ids: Vec<i64> = lines.iter().map(|l| l.id).collect();
+    let accounts: Vec<LineAccount> = sql_query(
+        "SELECT DISTINCT ON (l.source_line) l.source_line AS line, l.account_code AS account \
+         FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id \
+         JOIN gl_accounts a ON a.code = l.account_code \
+         WHERE l.source_line = ANY($1) AND e.source_type IN ('invoice', 'credit_note') \
+           AND (a.role IS NULL OR a.role IN ('deferred_revenue', 'late_fees')) \
+         ORDER BY l.source_line, l.id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&line_ids)
+    .load(conn)?;
+    let product_ids: Vec<i64> = lines.iter().filter_map(|l| l.product_id).collect();
+    let products: Vec<(i64, String, String)> = products::table
+        .filter(products::id.eq_any(&product_ids))
+        .select((products::id, products::sku, products::name))
+        .load(conn)?;
+    let line_accounts: Vec<(i64, String)> =
+        accounts.into_iter().map(|a| (a.line, a.account)).collect();
+    Ok(docs
+        .into_iter()
+        .map(|invoice| {
+            let own: Vec<Line> = lines
+                .iter()
+                .filter(|l| l.invoice_id == invoice.id)
+                .cloned()
+                .collect();
+            let own_accounts = line_accounts
+                .iter()
+                .filter(|(id, _)| own.iter().any(|l| l.id == *id))
+                .cloned()
+                .collect();
+            let own_products = products
+                .iter()
+                .filter(|(id, _, _)| own.iter().any(|l| l.product_id == Some(*id)))
+                .cloned()
+                .collect();
+            super::export_apps::InvoiceDoc {
+                invoice,
+                lines: own,
+                line_accounts: own_accounts,
+                products: own_products,
+            }
+        })
+        .collect())
 }

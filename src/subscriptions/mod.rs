@@ -16,4 +16,5 @@ pub mod handlers;
 pub mod periods;
 pub mod proration;
 pub mod repo;
+pub mod service;
 pub mod usage_import;

@@ -20,4 +20,6 @@ pub struct AppState {
     /// Nudges idle job workers when something was enqueued in this process.
     pub wakeup: Wakeup,
     pub mailer: Arc<Mailer>,
+    /// Shared HTTP client for connectors (connection pooling; per-request timeouts).
+    pub http: reqwest::Client,
 }

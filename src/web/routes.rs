@@ -173,6 +173,10 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/ledger/export.csv" => crate::ledger::journal::export_csv, Some("reports.export");
     get "/ledger/export.hledger" => crate::ledger::journal::export_hledger, Some("reports.export");
     get "/ledger/export.beancount" => crate::ledger::journal::export_beancount, Some("reports.export");
+    get "/ledger/export.qbo.json" => crate::ledger::journal::export_qbo, Some("reports.export");
+    get "/ledger/export.xero.json" => crate::ledger::journal::export_xero, Some("reports.export");
+    get "/ledger/invoices.qbo.json" => crate::ledger::journal::invoices_qbo, Some("reports.export");
+    get "/ledger/invoices.xero.json" => crate::ledger::journal::invoices_xero, Some("reports.export");
     get "/ledger/revenue" => crate::ledger::revenue_handlers::page, Some("reports.view");
     post "/ledger/revenue/recognize" => crate::ledger::revenue_handlers::recognize_now, Some("connectors.manage");
     get "/ledger/revenue/waterfall" => crate::ledger::revenue_handlers::waterfall_page, Some("reports.view");
@@ -190,6 +194,12 @@ routes!(tenant_routes, TENANT_ROUTES,
     get "/settings/api-keys" => crate::api::keys::page, Some("connectors.manage");
     post "/settings/api-keys" => crate::api::keys::create, Some("connectors.manage");
     post "/settings/api-keys/revoke" => crate::api::keys::revoke, Some("connectors.manage");
+    get "/settings/accounting" => crate::ledger::push::page, Some("connectors.manage");
+    post "/settings/accounting" => crate::ledger::push::save, Some("connectors.manage");
+    post "/settings/accounting/send" => crate::ledger::push::send_from, Some("connectors.manage");
+    get "/integrations" => crate::integrations::handlers::page, Some("connectors.manage");
+    get "/integrations/deliveries.csv" => crate::integrations::handlers::deliveries_csv, Some("connectors.manage");
+    post "/integrations/outbox/{oid}/retry" => crate::integrations::handlers::redeliver, Some("connectors.manage");
 );
 
 // Routes for a signed-in user, outside any tenant.

@@ -33,6 +33,7 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
         for route in arbor::web::routes::TENANT_ROUTES {
             let path = format!("/t/{}{}", t.slug, route.path)
                 .replace("{id}", &mail.to_string())
+                .replace("{oid}", &mail.to_string())
                 .replace("{uid}", &victim.to_string())
                 .replace("{aid}", &aid.to_string())
                 .replace("{cid}", &cid.to_string())

@@ -1,10 +1,11 @@
 //! `TestApp`: a fresh database per test, the real app on port 0, and HTTP clients with cookies.
 
 use std::{
+    io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::OnceLock,
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -468,4 +469,53 @@ pub fn audit_actions(app: &TestApp, t: &TestTenant) -> Vec<String> {
     .into_iter()
     .map(|a| a.action)
     .collect()
+}
+
+/// Recorded request: (request line, headers lower-cased, body).
+pub type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>, String)>>>;
+
+/// Serves the given responses in order, one per connection, and records each request.
+pub fn replay(responses: Vec<(u16, &'static str)>) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (status, body) in responses {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                let (k, v) = h.split_once(':').unwrap();
+                headers.push((k.trim().to_lowercase(), v.trim().to_owned()));
+            }
+            let len: usize = headers
+                .iter()
+                .find(|h| h.0 == "content-length")
+                .map_or(0, |h| h.1.parse().unwrap());
+            let mut buf = vec![0; len];
+            reader.read_exact(&mut buf).unwrap();
+            log.lock().unwrap().push((
+                line.trim_end().to_owned(),
+                headers,
+                String::from_utf8(buf).unwrap(),
+            ));
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    (url, seen)
 }

@@ -13,6 +13,7 @@ use diesel::{
 use rust_decimal::Decimal;
 
 mod fees;
+mod push;
 mod revenue;
 
 use crate::{
