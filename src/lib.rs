@@ -14,6 +14,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod crypto;
 pub mod dashboard;
 pub mod db;

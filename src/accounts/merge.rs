@@ -45,6 +45,7 @@ pub const ACCOUNT_REFERENCES: &[(&str, &str)] = &[
     ("collections_tasks", "account_id"),
     ("collections_notes", "account_id"),
     ("promises_to_pay", "account_id"),
+    ("crm_links", "account_id"),
 ];
 
 /// Columns of `accounts` that refer to accounts and are handled by the merge itself.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::{prelude::*, PgConnection};
 
-use super::{health, Connector, CONNECTORS};
+use super::{health, CONNECTORS};
 use crate::{
     db::schema::tenant::integration_alerts as ia, email::message::OutgoingEmail, error::AppResult,
     jobs::outbox,
@@ -48,6 +48,28 @@ pub fn problem(c: &health::Counts, now: DateTime<Utc>) -> Option<String> {
     None
 }
 
+/// What is wrong with a CRM connector's incoming side: events that failed to apply, or events
+/// nobody processed for 15 minutes. Held events wait for a person by design and are not
+/// failures.
+pub fn crm_problem(c: &crate::crm::repo::InboxCounts, now: DateTime<Utc>) -> Option<String> {
+    if c.failed > 0 {
+        return Some(format!(
+            "{} received event{} failed to apply; open the CRM page, fix the cause and replay.",
+            c.failed,
+            if c.failed == 1 { "" } else { "s" }
+        ));
+    }
+    match c.oldest_waiting {
+        Some(since) if c.received > 0 && now - since >= Duration::minutes(15) => Some(format!(
+            "{} received event{} not processed since {} UTC: are the job workers running?",
+            c.received,
+            if c.received == 1 { "" } else { "s" },
+            since.format("%Y-%m-%d %H:%M")
+        )),
+        _ => None,
+    }
+}
+
 /// Checks every connector of the tenant whose schema the transaction is in: opens an alert
 /// (and queues an email to `admins`) for a new problem, closes alerts that cleared. Returns the
 /// connectors whose alert opened now. Safe to run from several instances at once: the open
@@ -58,15 +80,27 @@ pub fn check(
     admins: &[String],
     health_url: &str,
     now: DateTime<Utc>,
-) -> AppResult<Vec<Connector>> {
+) -> AppResult<Vec<String>> {
     let mut opened = Vec::new();
+    let mut checks: Vec<(String, String, Option<String>)> = Vec::new();
     for c in CONNECTORS {
         let counts = health::counts(conn, c.outbox_kind)?;
-        match problem(&counts, now) {
+        checks.push((c.code.to_owned(), c.label.to_owned(), problem(&counts, now)));
+    }
+    for crm in crate::crm::repo::connectors(conn)? {
+        let counts = crate::crm::repo::inbox_counts(conn, crm.id)?;
+        checks.push((
+            format!("crm.{}", crm.id),
+            format!("CRM connector {}", crm.name),
+            crm_problem(&counts, now),
+        ));
+    }
+    for (code, label, found) in checks {
+        match found {
             Some(summary) => {
                 let id: Option<i64> = diesel::insert_into(ia::table)
                     .values((
-                        ia::connector.eq(c.code),
+                        ia::connector.eq(&code),
                         ia::summary.eq(&summary),
                         ia::opened_at.eq(now),
                     ))
@@ -78,10 +112,9 @@ pub fn check(
                 if !admins.is_empty() {
                     let mail = OutgoingEmail {
                         to: admins.to_vec(),
-                        subject: format!("Arbor: {} is failing", c.label),
+                        subject: format!("Arbor: {label} is failing"),
                         text: format!(
-                            "{} deliveries from Arbor are failing.\n\n{summary}\n\nSee the integration health page: {health_url}\n\nThis alert closes by itself once deliveries succeed again.\n",
-                            c.label
+                            "{label} is failing.\n\n{summary}\n\nSee the integration health page: {health_url}\n\nThis alert closes by itself once the connector works again.\n"
                         ),
                         ..OutgoingEmail::default()
                     };
@@ -98,12 +131,12 @@ pub fn check(
                 diesel::update(ia::table.find(id))
                     .set(ia::notified_at.eq(now))
                     .execute(conn)?;
-                opened.push(c);
+                opened.push(code);
             }
             None => {
                 diesel::update(
                     ia::table
-                        .filter(ia::connector.eq(c.code))
+                        .filter(ia::connector.eq(&code))
                         .filter(ia::resolved_at.is_null()),
                 )
                 .set(ia::resolved_at.eq(now))
@@ -185,6 +218,36 @@ mod tests {
         assert!(problem(&dead, at(0))
             .unwrap()
             .starts_with("1 delivery failed for good"));
+    }
+
+    #[test]
+    fn crm_events_alert_when_one_failed_or_none_was_processed_for_fifteen_minutes() {
+        use crate::crm::repo::InboxCounts;
+        let held = InboxCounts {
+            held: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            crm_problem(&held, at(0)),
+            None,
+            "held events wait for a person"
+        );
+        let failed = InboxCounts {
+            failed: 2,
+            ..Default::default()
+        };
+        assert!(crm_problem(&failed, at(0))
+            .unwrap()
+            .starts_with("2 received events failed"));
+        let backlog = InboxCounts {
+            received: 3,
+            oldest_waiting: Some(at(0)),
+            ..Default::default()
+        };
+        assert_eq!(crm_problem(&backlog, at(14)), None);
+        assert!(crm_problem(&backlog, at(15))
+            .unwrap()
+            .contains("job workers"));
     }
 
     #[test]

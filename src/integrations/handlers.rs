@@ -84,11 +84,41 @@ pub struct HealthPartial {
     pub query: String,
     pub prev_query: String,
     pub next_query: String,
+    /// Incoming CRM connectors with their inbox counts.
+    pub crm: Vec<(crate::crm::repo::Connector, crate::crm::repo::InboxCounts)>,
+    /// Held and failed CRM events (the dead-letter queue), newest first.
+    pub waiting: Vec<crate::crm::repo::InboxRow>,
 }
 
 impl HealthPartial {
-    pub fn label(&self, code: &str) -> &'static str {
-        by_code(code).map_or("?", |c| c.label)
+    pub fn label(&self, code: &str) -> String {
+        if let Some(id) = code
+            .strip_prefix("crm.")
+            .and_then(|i| i.parse::<i64>().ok())
+        {
+            return self.crm.iter().find(|(c, _)| c.id == id).map_or_else(
+                || "CRM connector".to_owned(),
+                |(c, _)| format!("CRM connector {}", c.name),
+            );
+        }
+        by_code(code).map_or("?", |c| c.label).to_owned()
+    }
+
+    pub fn crm_name(&self, id: &i64) -> String {
+        self.crm
+            .iter()
+            .find(|(c, _)| c.id == *id)
+            .map(|(c, _)| c.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Held and failed events as a share of the last day's, in percent.
+    pub fn failure_rate(c: &crate::crm::repo::InboxCounts) -> String {
+        if c.last_day == 0 {
+            return "—".into();
+        }
+        let tenths = c.last_day_bad * 1000 / c.last_day;
+        format!("{}.{}%", tenths / 10, tenths % 10)
     }
 }
 
@@ -105,7 +135,7 @@ pub async fn page(
     let params = params.into_inner();
     let filter = params.filter();
     let f = filter.clone();
-    let (connectors, alerts, dead, (deliveries, total)) = ctx
+    let (connectors, alerts, dead, (deliveries, total), (crm, waiting)) = ctx
         .db(&state, move |c| {
             let push_on = crate::ledger::push::settings(c)?.enabled;
             let connectors = health::all(c, |conn| match conn.code {
@@ -117,6 +147,7 @@ pub async fn page(
                 health::recent_alerts(c, 10)?,
                 health::dead(c, 50)?,
                 health::deliveries(c, &f)?,
+                crm_state(c)?,
             ))
         })
         .await?;
@@ -149,12 +180,38 @@ pub async fn page(
         query: params.query(1),
         prev_query: params.query(page - 1),
         next_query: params.query(page + 1),
+        crm,
+        waiting,
     };
     render::page(
         &req,
         ctx.layout(&req, "Integration health", "settings"),
         partial,
     )
+}
+
+type CrmState = (
+    Vec<(crate::crm::repo::Connector, crate::crm::repo::InboxCounts)>,
+    Vec<crate::crm::repo::InboxRow>,
+);
+
+fn crm_state(c: &mut diesel::PgConnection) -> AppResult<CrmState> {
+    use crate::crm::repo;
+    let mut list = Vec::new();
+    for conn in repo::connectors(c)? {
+        let counts = repo::inbox_counts(c, conn.id)?;
+        list.push((conn, counts));
+    }
+    let mut waiting = Vec::new();
+    for status in ["failed", "held"] {
+        let f = repo::InboxFilter {
+            connector_id: None,
+            status: Some(status.into()),
+            page: 1,
+        };
+        waiting.extend(repo::inbox_page(c, &f)?.0.into_iter().take(25));
+    }
+    Ok((list, waiting))
 }
 
 /// A dead outbox row in words: an email's subject, an entry's number.
@@ -166,6 +223,18 @@ fn describe(r: &outbox::OutboxRow) -> String {
             .and_then(serde_json::Value::as_str)
             .map(|s| format!("Email: {s}"))
             .unwrap_or_else(|| "Email".into()),
+        crate::crm::outbound::KIND_WEBHOOK | crate::crm::outbound::KIND_WRITEBACK => format!(
+            "Event {}{}",
+            r.payload
+                .get("event_id")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or_default(),
+            r.payload
+                .get("deal")
+                .and_then(serde_json::Value::as_str)
+                .map(|d| format!(" for deal {d}"))
+                .unwrap_or_default()
+        ),
         crate::ledger::push::KIND => r
             .payload
             .get("entry_id")
@@ -256,7 +325,10 @@ pub async fn redeliver(
         let row = outbox::get(c, id)?
             .filter(|r| by_kind(&r.kind).is_some())
             .ok_or(AppError::NotFound)?;
-        outbox::redeliver(c, tenant_id, &row)?;
+        // A webhook subscriber may ask for a delivered event again; other connectors only
+        // resend what failed, so nothing is booked twice by accident.
+        let webhook = row.kind == crate::crm::outbound::KIND_WEBHOOK;
+        outbox::resend(c, tenant_id, &row, webhook)?;
         audit::record(
             c,
             &actor,

@@ -41,7 +41,19 @@ pub const ACCOUNTING: Connector = Connector {
     label: "Accounting push",
 };
 
-pub const CONNECTORS: [Connector; 2] = [ACCOUNTING, EMAIL];
+pub const CRM_WRITEBACK: Connector = Connector {
+    code: "crm_writeback",
+    outbox_kind: crate::crm::outbound::KIND_WRITEBACK,
+    label: "CRM write-back",
+};
+
+pub const WEBHOOKS: Connector = Connector {
+    code: "webhooks",
+    outbox_kind: crate::crm::outbound::KIND_WEBHOOK,
+    label: "Outbound webhooks",
+};
+
+pub const CONNECTORS: [Connector; 4] = [ACCOUNTING, CRM_WRITEBACK, WEBHOOKS, EMAIL];
 
 pub fn by_code(code: &str) -> Option<Connector> {
     CONNECTORS.iter().copied().find(|c| c.code == code)

@@ -157,6 +157,18 @@ fn finalize_one(
         ))
         .execute(conn)?;
     crate::ledger::post::document(conn, inv.id)?;
+    crate::payments::repo::event(
+        conn,
+        if inv.is_credit_note() {
+            "credit_note.issued"
+        } else {
+            "invoice.finalized"
+        },
+        "invoice",
+        inv.id,
+        json!({ "number": number, "total": inv.total, "amount_due": amount_due, "currency": inv.currency,
+                "due_date": due_date, "account_id": inv.bill_to_account_id }),
+    )?;
     audit::record(
         conn,
         actor,

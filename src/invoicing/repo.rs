@@ -238,13 +238,24 @@ pub fn recompute_balance(conn: &mut PgConnection, invoice_id: i64) -> AppResult<
         .first(conn)?;
     let paid = paid.unwrap_or(Decimal::ZERO);
     let due = super::domain::amount_due(inv.total, inv.credit_applied, inv.amount_credited, paid);
+    let status = super::domain::status_for(&inv.status, due);
     diesel::update(invoices::table.find(invoice_id))
         .set((
             invoices::amount_paid.eq(paid),
             invoices::amount_due.eq(due),
-            invoices::status.eq(super::domain::status_for(&inv.status, due)),
+            invoices::status.eq(status),
         ))
         .execute(conn)?;
+    if status == "paid" && inv.status != "paid" && inv.kind == "invoice" {
+        crate::payments::repo::event(
+            conn,
+            "invoice.paid",
+            "invoice",
+            invoice_id,
+            serde_json::json!({ "number": inv.number, "total": inv.total, "amount_paid": paid,
+                                "currency": inv.currency, "account_id": inv.bill_to_account_id }),
+        )?;
+    }
     // Payment and credit notes are dunning's stop conditions: end it (and cancel pending
     // charges) in the same transaction rather than at the next daily run.
     crate::dunning::repo::settle_if_paid(conn, invoice_id)?;

@@ -75,4 +75,6 @@ pub mod kinds {
     pub const DUNNING_RUN: &str = "dunning.run";
     /// Recognizes ratable revenue through the month before a date; payload `{"date": "YYYY-MM-DD"}`.
     pub const LEDGER_RECOGNIZE: &str = "ledger.recognize";
+    /// Processes one received CRM event; payload `{"inbox_id": i64}`.
+    pub const CRM_PROCESS: &str = "crm.process";
 }

@@ -65,7 +65,19 @@ pub fn enqueue(
 /// Puts a dead row back in line with a fresh round of attempts (after a person fixed the
 /// cause). Its idempotency key is unchanged, so a receiver that did get it drops the repeat.
 pub fn redeliver(conn: &mut PgConnection, tenant_id: i64, row: &OutboxRow) -> AppResult<()> {
-    if row.status != "dead" {
+    resend(conn, tenant_id, row, false)
+}
+
+/// Like [`redeliver`], and with `delivered_too` also sends a delivered row once more (a
+/// webhook subscriber that lost what it received asks for it again).
+pub fn resend(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    row: &OutboxRow,
+    delivered_too: bool,
+) -> AppResult<()> {
+    let allowed = row.status == "dead" || (delivered_too && row.status == "delivered");
+    if !allowed {
         return Err(crate::error::AppError::Conflict(
             "Only failed deliveries can be sent again.".into(),
         ));
@@ -211,6 +223,12 @@ pub async fn deliver(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
         },
         crate::ledger::push::KIND => {
             crate::ledger::push::deliver(state, tenant_id, &schema, &row).await
+        }
+        crate::crm::outbound::KIND_WEBHOOK => {
+            crate::crm::outbound::deliver_webhook(state, tenant_id, &schema, &row).await
+        }
+        crate::crm::outbound::KIND_WRITEBACK => {
+            crate::crm::outbound::deliver_writeback(state, tenant_id, &schema, &row).await
         }
         other => Err(JobFailure::permanent(format!(
             "no deliverer for outbox kind {other:?}"

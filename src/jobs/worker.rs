@@ -160,6 +160,7 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::PAYMENT_CHARGE => crate::payments::charge::run_job(state, job).await,
         kinds::DUNNING_RUN => crate::dunning::engine::run_job(state, job).await,
         kinds::LEDGER_RECOGNIZE => crate::ledger::revenue::run_job(state, job).await,
+        kinds::CRM_PROCESS => crate::crm::process::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

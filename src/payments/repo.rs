@@ -48,14 +48,16 @@ pub fn event(
     id: i64,
     payload: Value,
 ) -> AppResult<()> {
-    diesel::insert_into(events::table)
+    let event_id: i64 = diesel::insert_into(events::table)
         .values((
             events::event_type.eq(kind),
             events::entity.eq(entity),
             events::entity_id.eq(id),
-            events::payload.eq(payload),
+            events::payload.eq(&payload),
         ))
-        .execute(conn)?;
+        .returning(events::id)
+        .get_result(conn)?;
+    crate::crm::outbound::fan_out(conn, event_id, kind, entity, id, &payload)?;
     Ok(())
 }
 

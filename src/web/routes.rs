@@ -198,6 +198,16 @@ routes!(tenant_routes, TENANT_ROUTES,
     post "/settings/accounting" => crate::ledger::push::save, Some("connectors.manage");
     post "/settings/accounting/send" => crate::ledger::push::send_from, Some("connectors.manage");
     get "/integrations" => crate::integrations::handlers::page, Some("connectors.manage");
+    get "/crm" => crate::crm::handlers::list, Some("connectors.manage");
+    post "/crm" => crate::crm::handlers::create, Some("connectors.manage");
+    get "/crm/{crmid}" => crate::crm::handlers::detail, Some("connectors.manage");
+    post "/crm/{crmid}" => crate::crm::handlers::save_settings, Some("connectors.manage");
+    post "/crm/{crmid}/mapping" => crate::crm::handlers::save_mapping, Some("connectors.manage");
+    get "/crm/events/{eid}" => crate::crm::handlers::event, Some("connectors.manage");
+    post "/crm/events/{eid}/replay" => crate::crm::handlers::replay, Some("connectors.manage");
+    get "/settings/webhooks" => crate::crm::handlers::webhooks, Some("connectors.manage");
+    post "/settings/webhooks" => crate::crm::handlers::add_webhook, Some("connectors.manage");
+    post "/settings/webhooks/{wid}/toggle" => crate::crm::handlers::toggle_webhook, Some("connectors.manage");
     get "/integrations/deliveries.csv" => crate::integrations::handlers::deliveries_csv, Some("connectors.manage");
     post "/integrations/outbox/{oid}/retry" => crate::integrations::handlers::redeliver, Some("connectors.manage");
 );
@@ -238,6 +248,7 @@ routes!(public_routes, PUBLIC_ROUTES,
     get "/p/{slug}/invoices/{id}/{token}" => invoicing::hosted::page, None;
     get "/p/{slug}/invoices/{id}/{token}/pdf" => invoicing::hosted::pdf, None;
     post "/hooks/{slug}/stripe" => payments::webhook::stripe, None;
+    post "/hooks/{slug}/crm/{token}" => crate::crm::receive::receive, None;
 );
 
 // The JSON API: authenticated by API key (bearer), not by session; `None` here because the

@@ -24,6 +24,7 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
         let (aid, cid, iid, fid) = seed_account_records(&app, &t);
         let b = seed_billing_records(&app, &t, aid);
         let (tid, ppid, polid) = seed_collections_records(&app, &t, aid);
+        let crm = seed_crm_records(&app, &t);
         let pmid = crate::billing::one(&app, &t, &format!("INSERT INTO payment_methods (account_id, gateway, token, brand, last4) VALUES ({aid}, 'sandbox', 'tok_sandbox_ok_00', 'Visa', '4242') RETURNING id"));
         let client = if role == Role::Owner {
             owner
@@ -34,6 +35,9 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
             let path = format!("/t/{}{}", t.slug, route.path)
                 .replace("{id}", &mail.to_string())
                 .replace("{oid}", &mail.to_string())
+                .replace("{crmid}", &crm.0.to_string())
+                .replace("{eid}", &crm.1.to_string())
+                .replace("{wid}", &crm.2.to_string())
                 .replace("{uid}", &victim.to_string())
                 .replace("{aid}", &aid.to_string())
                 .replace("{cid}", &cid.to_string())
@@ -205,4 +209,13 @@ fn seed_collections_records(app: &TestApp, t: &TestTenant, aid: i64) -> (i64, i6
     })
     .unwrap();
     (task, promise, policy)
+}
+
+/// A CRM connector, one received event and a webhook endpoint, for routes that name them.
+fn seed_crm_records(app: &TestApp, t: &TestTenant) -> (i64, i64, i64) {
+    let one = |sql: &str| crate::billing::one(app, t, sql);
+    let cid = one("INSERT INTO crm_connectors (kind, name, token, mapping) VALUES ('generic', 'Route test', 'routetesttoken0000000000000000', '{}') RETURNING id");
+    let eid = one(&format!("INSERT INTO crm_inbox (connector_id, event_id, object_type, object_id, change, raw_body, event, status) VALUES ({cid}, 'e1', 'deal', 'D1', 'won', '{{}}', '{{}}', 'held') RETURNING id"));
+    let wid = one("INSERT INTO webhook_endpoints (url, secret_sealed) VALUES ('https://hooks.example/x', 'AAAA') RETURNING id");
+    (cid, eid, wid)
 }

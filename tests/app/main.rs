@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod billing;
 mod collections;
+mod crm;
 mod csrf;
 mod dunning;
 mod email;

@@ -1,0 +1,917 @@
+//! The CRM connector through HTTP: the seven-step handoff (deal won → account, contact and
+//! subscription → draft invoice reviewed and sent → payment status back to the CRM → a
+//! failed payment opens a task), duplicates applied once, a held deal fixed by its mapping
+//! and replayed, signatures (generic, HubSpot v3, Salesforce organization), and a write-back
+//! that waits out a receiver that was down.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpListener,
+    time::Duration,
+};
+
+use arbor::jobs::worker::drain_tenant;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use scraper::{Html, Selector};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::{
+    accounts::id_from,
+    billing::{bill, exec, one, product_with_price},
+    helpers::{location, new_client, replay, Seen, SmtpSink, TestApp, TestTenant},
+};
+
+fn sign(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in page"))
+        + start.len();
+    let rest = &html[at..];
+    &rest[..rest.find(end).unwrap()]
+}
+
+struct Crm {
+    id: i64,
+    url: String,
+    secret: String,
+}
+
+/// A generic connector with write-back to `writeback` (if any), made through the UI.
+async fn generic_connector(
+    app: &TestApp,
+    client: &reqwest::Client,
+    t: &TestTenant,
+    writeback: Option<&str>,
+) -> Crm {
+    let r = app
+        .post_form(
+            client,
+            &format!("/t/{}/crm", t.slug),
+            &[("kind", "generic"), ("name", "Pipeline")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let id = id_from(&r);
+    let mut fields = vec![
+        ("name", "Pipeline"),
+        ("active", "on"),
+        ("regenerate_secret", "on"),
+    ];
+    if let Some(url) = writeback {
+        fields.push(("writeback", "on"));
+        fields.push(("writeback_url", url));
+    }
+    let r = app
+        .post_form(client, &format!("/t/{}/crm/{id}", t.slug), &fields)
+        .await;
+    let html = r.text().await.unwrap();
+    Crm {
+        id,
+        url: between(&html, "id=\"receiving-url\">", "<").to_owned(),
+        secret: between(&html, "id=\"new-secret\">", "<").to_owned(),
+    }
+}
+
+fn deal(event_id: &str, deal_id: &str, company: &str) -> Value {
+    json!({
+        "id": event_id,
+        "type": "deal.won",
+        "occurred_at": "2026-03-15T10:00:00Z",
+        "data": { "object": {
+            "id": deal_id,
+            "name": "Annual platform",
+            "stage": "closedwon",
+            "close_date": "2026-03-15",
+            "currency": "eur",
+            "billing_frequency": "Annual",
+            "payment_terms": "Net 30",
+            "revenue_recognition": "Ratable",
+            "po_number": "PO-77",
+            "company": {
+                "id": format!("C-{deal_id}"),
+                "name": company,
+                "domain": format!("{}.example", company.to_lowercase().replace(' ', "")),
+                "tax_id": "DE123456789",
+                "address": { "line1": "Main St 1", "city": "Berlin", "postal_code": "10115", "country": "DE" }
+            },
+            "contact": { "id": "P-3", "name": "Ana Ruiz", "email": "ana@acme.example" },
+            "line_items": [ { "sku": "PLAN-PRO", "quantity": "10", "price": "90.00", "name": "Pro plan" } ]
+        }}
+    })
+}
+
+async fn post_event(app: &TestApp, crm: &Crm, body: &str) -> (u16, String) {
+    let t = chrono::Utc::now().timestamp();
+    let r = new_client()
+        .post(&crm.url)
+        .header("Content-Type", "application/json")
+        .header("X-Arbor-Signature", sign(&crm.secret, t, body))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let _ = app;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn drain(app: &TestApp, t: &TestTenant) {
+    drain_tenant(&app.state, t.id).await.unwrap();
+}
+
+/// Every inbox row as "status: reason", for assertion messages.
+fn inbox(app: &TestApp, t: &TestTenant) -> Vec<String> {
+    use diesel::{prelude::*, sql_query, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+    arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
+        Ok(sql_query(
+            "SELECT status || ': ' || COALESCE(reason, '') AS line FROM crm_inbox ORDER BY id",
+        )
+        .load::<Row>(c)?)
+    })
+    .unwrap()
+    .into_iter()
+    .map(|r| r.line)
+    .collect()
+}
+
+async fn setup(app: &TestApp, owner: &reqwest::Client, prefix: &str) -> TestTenant {
+    let t = app.signup(owner, prefix).await;
+    exec(
+        app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('tax.standard_rate', '\"20\"')",
+    );
+    product_with_price(
+        app,
+        owner,
+        &t,
+        "PLAN-PRO",
+        &[
+            ("model", "per_unit"),
+            ("unit_amount", "100"),
+            ("interval_months", "12"),
+        ],
+    )
+    .await;
+    t
+}
+
+fn bodies(seen: &Seen) -> Vec<Value> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str(&r.2).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_won_deal_is_billed_sent_and_paid_without_retyping_and_a_failed_payment_opens_a_task() {
+    // Arrange: an SMTP sink, a CRM receiver for the write-back, a tenant with a product.
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = TestApp::spawn_with(|c| {
+        c.workers = 0;
+        c.smtp_url = Some(smtp);
+    })
+    .await;
+    let owner = new_client();
+    let (crm_url, seen) = replay(vec![(200, "{}"); 6]);
+    let t = setup(&app, &owner, "handoff").await;
+    let crm = generic_connector(&app, &owner, &t, Some(&format!("{crm_url}/deals"))).await;
+
+    // 1. Sales marks the deal won: the CRM posts it.
+    let (status, answer) = post_event(
+        &app,
+        &crm,
+        &deal("evt-1", "D-1001", "Acme GmbH").to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["received"],
+        1
+    );
+
+    // 2. Billing takes the account, billing contact, terms and tax profile from it.
+    drain(&app, &t).await;
+    let aid = one(&app, &t, "SELECT id FROM accounts WHERE legal_name = 'Acme GmbH' AND terms_days = 30 AND currency = 'EUR' AND tax_id = 'DE123456789'");
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM contacts WHERE account_id = {aid} AND email = 'ana@acme.example' AND receives_invoices")), 1);
+    let sub = one(
+        &app,
+        &t,
+        &format!("SELECT id FROM subscriptions WHERE account_id = {aid} AND po_number = 'PO-77'"),
+    );
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'applied'"
+        ),
+        1
+    );
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM crm_links WHERE object_type = 'deal' AND crm_id = 'D-1001' AND subscription_id = {sub}")), 1);
+
+    // 3. The bill run creates a draft invoice (review mode).
+    bill(&app, &t, "2026-03-15");
+    let inv = one(
+        &app,
+        &t,
+        &format!("SELECT id FROM invoices WHERE subscription_id = {sub} AND status = 'draft'"),
+    );
+
+    // 4. An admin reviews tax, discount and PO, then finalizes.
+    let page = app
+        .html(&owner, &format!("/t/{}/invoices/{inv}", t.slug))
+        .await;
+    for expected in ["PO-77", "1,080.00", "180.00", "100.00"] {
+        assert!(page.contains(expected), "{expected} on the draft: {page}");
+    }
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/invoices/{inv}/finalize", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+
+    // 5. The invoice is emailed to the billing contact from the CRM.
+    drain(&app, &t).await;
+    let mails = sink.messages();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("ana@acme.example") && m.contains("application/pdf")),
+        "invoice email: {mails:?}"
+    );
+
+    // 6. The customer pays; the status goes back to the CRM deal.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/accounts/{aid}/payments", t.slug),
+            &[
+                ("method", "wire"),
+                ("amount", "1080"),
+                ("received_on", "2026-03-20"),
+                ("reference", "W-1"),
+                ("allocation", "oldest"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    drain(&app, &t).await;
+    let sent = bodies(&seen);
+    let types: Vec<&str> = sent.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["invoice.finalized", "invoice.paid"], "{sent:?}");
+    assert!(sent.iter().all(|b| b["deal_id"] == "D-1001"));
+    assert_eq!(sent[1]["invoice"]["status"], "paid");
+    assert_eq!(sent[1]["invoice"]["amount_due"], "0");
+
+    // 7. Next year the stored card declines: a follow-up task opens and the CRM hears of it.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/accounts/{aid}/payment-methods", t.slug),
+            &[
+                ("gateway", "sandbox"),
+                ("card_number", "4000000000009987"),
+                ("expiry", "12/30"),
+                ("auto_charge", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    bill(&app, &t, "2027-03-15");
+    let next = one(
+        &app,
+        &t,
+        &format!("SELECT id FROM invoices WHERE subscription_id = {sub} AND status = 'draft'"),
+    );
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/invoices/{next}/finalize", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    drain(&app, &t).await;
+    assert_eq!(
+        one(&app, &t, &format!("SELECT count(*) AS id FROM collections_tasks WHERE account_id = {aid} AND status = 'open'")),
+        1,
+        "a failed payment opens a follow-up task"
+    );
+    let sent = bodies(&seen);
+    let types: Vec<&str> = sent.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert!(
+        types.ends_with(&["invoice.finalized", "payment.failed"]),
+        "{types:?}"
+    );
+    let _ = location;
+}
+
+#[tokio::test]
+async fn the_same_event_ten_times_makes_one_account_and_bad_signatures_store_nothing() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "dupes").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    let body = deal("evt-dup", "D-7", "Duplicate Ltd").to_string();
+
+    // Bad signatures: tampered body, stale timestamp, none, another secret.
+    let stale = chrono::Utc::now().timestamp() - 600;
+    for (sig, sent) in [
+        (
+            sign(&crm.secret, chrono::Utc::now().timestamp(), &body),
+            body.replace("Duplicate", "Duplicaat"),
+        ),
+        (sign(&crm.secret, stale, &body), body.clone()),
+        (String::new(), body.clone()),
+        (
+            sign("whsec_other", chrono::Utc::now().timestamp(), &body),
+            body.clone(),
+        ),
+    ] {
+        let r = new_client()
+            .post(&crm.url)
+            .header("Content-Type", "application/json")
+            .header("X-Arbor-Signature", sig)
+            .body(sent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox"), 0);
+
+    for i in 0..10 {
+        let (status, answer) = post_event(&app, &crm, &body).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["received"], if i == 0 { 1 } else { 0 });
+    }
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM accounts WHERE legal_name = 'Duplicate Ltd'"
+        ),
+        1,
+        "{:?}",
+        inbox(&app, &t)
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscriptions"), 1);
+    assert_eq!(
+        one(&app, &t, "SELECT duplicates::bigint AS id FROM crm_inbox"),
+        9
+    );
+
+    // The same deal won again under another event id is not billed twice.
+    post_event(
+        &app,
+        &crm,
+        &deal("evt-dup-2", "D-7", "Duplicate Ltd").to_string(),
+    )
+    .await;
+    drain(&app, &t).await;
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscriptions"), 1);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'ignored'"
+        ),
+        1
+    );
+}
+
+/// Every field of the connector's mapping form, as the page has it.
+fn mapping_form(html: &str) -> Vec<(String, String)> {
+    let doc = Html::parse_document(html);
+    let form = Selector::parse("form[action$=\"/mapping\"]").unwrap();
+    let inputs = Selector::parse("input, textarea, select").unwrap();
+    let selected = Selector::parse("option[selected]").unwrap();
+    let mut out = Vec::new();
+    let f = doc.select(&form).next().unwrap();
+    for el in f.select(&inputs) {
+        let Some(name) = el.value().attr("name") else {
+            continue;
+        };
+        let value = match el.value().name() {
+            "textarea" => el.text().collect::<String>(),
+            "select" => el
+                .select(&selected)
+                .next()
+                .and_then(|o| o.value().attr("value"))
+                .unwrap_or_default()
+                .to_owned(),
+            _ => {
+                if el.value().attr("type") == Some("checkbox")
+                    && el.value().attr("checked").is_none()
+                {
+                    continue;
+                }
+                el.value().attr("value").unwrap_or("on").to_owned()
+            }
+        };
+        out.push((name.to_owned(), value));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_deal_without_currency_is_held_with_the_reason_and_applies_after_the_mapping_is_fixed() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "held").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    let mut event = deal("evt-h", "D-9", "Held Corp");
+    event["data"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("currency");
+
+    // Act: the deal arrives without a currency.
+    post_event(&app, &crm, &event.to_string()).await;
+    drain(&app, &t).await;
+
+    // Assert: held, nothing created, the reason names the field.
+    let eid = one(&app, &t, "SELECT id FROM crm_inbox WHERE status = 'held'");
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM accounts WHERE legal_name = 'Held Corp'"
+        ),
+        0
+    );
+    let page = app
+        .html(&owner, &format!("/t/{}/crm/events/{eid}", t.slug))
+        .await;
+    assert!(page.contains("account.currency"), "{page}");
+    assert!(page.to_lowercase().contains("currency"), "{page}");
+    let list = app
+        .html(&owner, &format!("/t/{}/crm?status=held", t.slug))
+        .await;
+    assert!(list.contains("Held Corp") || list.contains("D-9"), "{list}");
+
+    // A test against the sample shows the problem before saving anything.
+    let html = app
+        .html(&owner, &format!("/t/{}/crm/{}", t.slug, crm.id))
+        .await;
+    let mut form = mapping_form(&html);
+    form.retain(|(k, _)| k != "sample" && k != "action");
+    form.push(("sample".into(), event.to_string()));
+    form.push(("action".into(), "test".into()));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/{}/mapping", t.slug, crm.id),
+            &pairs,
+        )
+        .await;
+    let tested = r.text().await.unwrap();
+    assert!(
+        tested.contains("Test result") && tested.contains("class=\"problem\""),
+        "{tested}"
+    );
+
+    // Fix: a default currency in the mapping, then replay.
+    for (k, v) in form.iter_mut() {
+        if k == "def_account.currency" {
+            *v = "EUR".into();
+        }
+        if k == "action" {
+            *v = "save".into();
+        }
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/{}/mapping", t.slug, crm.id),
+            &pairs,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Mapping saved"));
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/events/{eid}/replay", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            &format!(
+                "SELECT count(*) AS id FROM crm_inbox WHERE id = {eid} AND status = 'applied'"
+            )
+        ),
+        1
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM accounts WHERE legal_name = 'Held Corp' AND currency = 'EUR'"), 1);
+    assert!(crate::helpers::audit_actions(&app, &t).contains(&"crm.event_replayed".to_owned()));
+}
+
+#[tokio::test]
+async fn hubspot_v3_and_salesforce_outbound_messages_are_checked_before_anything_is_stored() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "vendors").await;
+
+    // HubSpot with its app's client secret.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm", t.slug),
+            &[("kind", "hubspot"), ("name", "HubSpot")],
+        )
+        .await;
+    let hid = id_from(&r);
+    let html = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/{hid}", t.slug),
+            &[
+                ("name", "HubSpot"),
+                ("active", "on"),
+                ("secret", "hs-client-secret"),
+                ("hubspot_api_base", "https://api.hubapi.com"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let body = r#"[{"eventId":100,"subscriptionId":5,"portalId":62515,"appId":54321,"occurredAt":1774000000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":1234,"propertyName":"dealstage","propertyValue":"closedwon","changeSource":"CRM"}]"#;
+    let hs = |ts: i64, body: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"hs-client-secret").unwrap();
+        mac.update(format!("POST{url}{body}{ts}").as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let send = |ts: i64, sig: String, body: String| {
+        let url = url.clone();
+        async move {
+            new_client()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-HubSpot-Request-Timestamp", ts.to_string())
+                .header("X-HubSpot-Signature-v3", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        send(now, hs(now, body), body.replace("closedwon", "closedlost")).await,
+        401,
+        "tampered"
+    );
+    let old = now - 6 * 60 * 1000;
+    assert_eq!(
+        send(old, hs(old, body), body.to_owned()).await,
+        401,
+        "stale"
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox"), 0);
+    assert_eq!(
+        send(now, hs(now, body), body.to_owned()).await,
+        200,
+        "valid"
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox WHERE event_id = '100' AND change = 'won' AND object_id = '1234'"), 1);
+
+    // Salesforce: the organization id is checked and the answer is the SOAP Ack.
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm", t.slug),
+            &[("kind", "salesforce"), ("name", "Salesforce")],
+        )
+        .await;
+    let sid = id_from(&r);
+    let html = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/{sid}", t.slug),
+            &[
+                ("name", "Salesforce"),
+                ("active", "on"),
+                ("salesforce_org_id", "00D000000000062"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let sf_url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let soap = |org: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>{org}</OrganizationId>
+   <ActionId>04k000000000001AAA</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/00D000000000062</EnterpriseUrl>
+   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/00D000000000062</PartnerUrl>
+   <Notification>
+    <Id>04l000000000001AAA</Id>
+    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>006000000000001AAA</sf:Id>
+     <sf:Name>Big deal</sf:Name>
+     <sf:StageName>Closed Won</sf:StageName>
+     <sf:IsWon>true</sf:IsWon>
+    </sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>"#
+        )
+    };
+    let post = |body: String| {
+        let url = sf_url.clone();
+        async move {
+            let r = new_client()
+                .post(&url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", "\"\"")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, _) = post(soap("00D000000000099")).await;
+    assert_eq!(status, 403);
+    let (status, ack) = post(soap("00D000000000062AAA")).await;
+    assert_eq!(status, 200);
+    assert!(ack.contains("<Ack>true</Ack>"), "{ack}");
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox WHERE object_type = 'deal' AND change = 'won' AND object_id = '006000000000001AAA'"), 1);
+    // Without its company and contact the deal is held, not billed wrong.
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'held'"
+        ),
+        2
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscriptions"), 0);
+}
+
+/// Serves `responses` on `listener` once it is given, one per connection.
+fn serve_later(listener: TcpListener, responses: Vec<(u16, &'static str)>) -> Seen {
+    let seen: Seen = Seen::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (status, body) in responses {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                let h = h.trim_end().to_lowercase();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut buf = vec![0; len];
+            reader.read_exact(&mut buf).unwrap();
+            log.lock().unwrap().push((
+                line.trim_end().to_owned(),
+                Vec::new(),
+                String::from_utf8(buf).unwrap(),
+            ));
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    seen
+}
+
+#[tokio::test]
+async fn the_write_back_waits_out_a_receiver_that_was_down() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "wbdown").await;
+    // Reserve a port, then close it: the receiver is down.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let crm = generic_connector(
+        &app,
+        &owner,
+        &t,
+        Some(&format!("http://127.0.0.1:{port}/deals")),
+    )
+    .await;
+    post_event(&app, &crm, &deal("evt-w", "D-11", "Down Ltd").to_string()).await;
+    drain(&app, &t).await;
+    exec(&app, &t, "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true') ON CONFLICT (key) DO UPDATE SET value = 'true'");
+    bill(&app, &t, "2026-03-15");
+    drain(&app, &t).await;
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM outbox WHERE kind = 'crm.writeback' AND status = 'retrying'"), 1);
+    assert!(one(&app, &t, "SELECT count(*) AS id FROM connector_deliveries WHERE connector = 'crm_writeback' AND NOT ok") >= 1);
+
+    // The receiver comes back; the retry delivers the finalized invoice to the deal.
+    let seen = serve_later(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        vec![(200, "{}")],
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drain(&app, &t).await;
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM outbox WHERE kind = 'crm.writeback' AND status = 'delivered'"), 1);
+    let got = bodies(&seen);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "invoice.finalized");
+    assert_eq!(got[0]["deal_id"], "D-11");
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_logged_and_redelivered_on_request() {
+    // Arrange: a subscriber that fails once, then takes everything.
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "hooks").await;
+    let (url, seen) = replay(vec![(500, "busy"), (200, "{}"), (200, "{}")]);
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/settings/webhooks", t.slug),
+            &[
+                ("url", &format!("{url}/hook")),
+                ("event_types", "invoice.finalized"),
+            ],
+        )
+        .await;
+    let page = r.text().await.unwrap();
+    let secret = between(&page, "id=\"new-secret\">", "<").to_owned();
+    let bad = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/settings/webhooks", t.slug),
+            &[("url", "ftp://x.example/")],
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+
+    // Act: a won deal is billed and finalized (the subscriber only asked for finalized invoices).
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    post_event(
+        &app,
+        &crm,
+        &deal("evt-wh", "D-21", "Hooked Inc").to_string(),
+    )
+    .await;
+    drain(&app, &t).await;
+    exec(
+        &app,
+        &t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    bill(&app, &t, "2026-03-15");
+    drain(&app, &t).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drain(&app, &t).await;
+
+    // Assert: two attempts, one key, a valid signature, the event's shape; both logged.
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let key = |i: usize| {
+        requests[i]
+            .1
+            .iter()
+            .find(|h| h.0 == "idempotency-key")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(key(0), key(1));
+    let sig = requests[1]
+        .1
+        .iter()
+        .find(|h| h.0 == "x-arbor-signature")
+        .unwrap()
+        .1
+        .clone();
+    let ts: i64 = sig
+        .trim_start_matches("t=")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(sig, sign(&secret, ts, &requests[1].2));
+    let body: Value = serde_json::from_str(&requests[1].2).unwrap();
+    assert_eq!(body["type"], "invoice.finalized");
+    assert_eq!(body["id"], key(1));
+    assert!(body["data"]["object"]["number"]
+        .as_str()
+        .unwrap()
+        .starts_with("INV-"));
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM connector_deliveries WHERE connector = 'webhooks' AND NOT ok AND http_status = 500"), 1);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM connector_deliveries WHERE connector = 'webhooks' AND ok"
+        ),
+        1
+    );
+
+    // Manual redeliver from the delivery log sends the same event again, same key.
+    let oid = one(
+        &app,
+        &t,
+        "SELECT id FROM outbox WHERE kind = 'webhook.deliver'",
+    );
+    let log = app
+        .html(
+            &owner,
+            &format!("/t/{}/integrations?connector=webhooks", t.slug),
+        )
+        .await;
+    assert!(
+        log.contains(&format!("/integrations/outbox/{oid}/retry")),
+        "{log}"
+    );
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/integrations/outbox/{oid}/retry", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    drain(&app, &t).await;
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(
+        requests[2]
+            .1
+            .iter()
+            .find(|h| h.0 == "idempotency-key")
+            .unwrap()
+            .1,
+        key(1)
+    );
+
+    // A disabled endpoint gets nothing new.
+    let wid = one(&app, &t, "SELECT id FROM webhook_endpoints");
+    app.post_form(
+        &owner,
+        &format!("/t/{}/settings/webhooks/{wid}/toggle", t.slug),
+        &[],
+    )
+    .await;
+    bill(&app, &t, "2027-03-15");
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM outbox WHERE kind = 'webhook.deliver'"
+        ),
+        1
+    );
+}
