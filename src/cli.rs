@@ -53,6 +53,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         subscriptions: i64,
     },
+    /// Post N signed CRM deal events over loopback HTTP and time them until fully processed.
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+    },
     /// Time the AR aging report on a throwaway tenant against a plain aggregate scan.
     Aging {
         #[arg(long, default_value_t = 1_000_000)]
@@ -163,6 +168,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::bench::billrun(&cfg, &pool, subscriptions)
             })
             .await??;
+            report.print();
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Webhooks { events },
+        } => {
+            let report = crate::bench_webhooks::webhooks(&config, events).await?;
             report.print();
             Ok(())
         }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod bench_webhooks;
 pub mod catalog;
 pub mod cli;
 pub mod config;

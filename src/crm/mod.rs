@@ -21,6 +21,7 @@
 //!   them, signed, retried and logged (`outbound`).
 
 pub mod handlers;
+pub mod hubspot_api;
 pub mod mapping;
 pub mod outbound;
 pub mod process;

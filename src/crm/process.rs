@@ -648,9 +648,29 @@ pub async fn run_job(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
     .ok_or_else(|| JobFailure::permanent("tenant no longer exists"))?;
     let schema = TenantSchema::parse(&schema_name).map_err(JobFailure::permanent)?;
     let last_try = job.attempts >= job.max_attempts;
+    let doc = match fetch_document(state, &schema, inbox_id).await {
+        Ok(d) => d,
+        Err(super::hubspot_api::FetchError::Retry(m)) => return Err(JobFailure::retry(m)),
+        Err(super::hubspot_api::FetchError::Hold(m)) => {
+            let s = schema.clone();
+            db::run(&state.pool, move |c| {
+                db::scope::in_tenant(c, &s, |c| {
+                    let row = repo::lock_inbox_row(c, inbox_id)?;
+                    if row.status == "received" {
+                        repo::finish(c, inbox_id, "held", Some(&m), None, None)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+            return Ok(());
+        }
+    };
     let s = schema.clone();
     let outcome = db::run(&state.pool, move |c| {
-        db::scope::in_tenant(c, &s, |c| process(c, inbox_id, Utc::now().date_naive()))
+        db::scope::in_tenant(c, &s, |c| {
+            process_with(c, inbox_id, Utc::now().date_naive(), doc)
+        })
     })
     .await;
     match outcome {
@@ -672,12 +692,70 @@ pub async fn run_job(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
     }
 }
 
+/// The document of a won HubSpot deal, read from the HubSpot API when the connector has an
+/// access token (the webhook carries only the changed property); `None` for everything else.
+async fn fetch_document(
+    state: &AppState,
+    schema: &TenantSchema,
+    inbox_id: i64,
+) -> Result<Option<Value>, super::hubspot_api::FetchError> {
+    use super::hubspot_api::FetchError;
+    let key = state.config.secret_key.clone();
+    let s = schema.clone();
+    let loaded = db::run(&state.pool, move |c| {
+        db::scope::in_tenant(c, &s, |c| {
+            let row = repo::inbox_row(c, inbox_id)?;
+            let conn = repo::connector(c, row.connector_id)?;
+            let token = match &conn.api_token_sealed {
+                Some(sealed) => Some(super::handlers::open_secret(&key, sealed)?),
+                None => None,
+            };
+            Ok((row, conn, token))
+        })
+    })
+    .await
+    .map_err(|e| FetchError::Retry(format!("{e:?}")))?;
+    let (row, connector, token) = loaded;
+    let wanted = connector.kind == "hubspot"
+        && row.status == "received"
+        && row.object_type == "deal"
+        && row.change == "won";
+    let (true, Some(token)) = (wanted, token) else {
+        return Ok(None);
+    };
+    let base = connector.settings().hubspot_api_base;
+    let base = if base.is_empty() {
+        "https://api.hubapi.com".to_owned()
+    } else {
+        base
+    };
+    super::hubspot_api::deal_document(
+        &state.http,
+        &base,
+        &token,
+        &connector.spec(),
+        &row.object_id,
+    )
+    .await
+    .map(Some)
+}
+
 /// Processes one inbox row in the caller's tenant transaction; `None` when it was already
 /// processed (a second job for the same row).
 pub fn process(
     c: &mut PgConnection,
     inbox_id: i64,
     today: NaiveDate,
+) -> AppResult<Option<Outcome>> {
+    process_with(c, inbox_id, today, None)
+}
+
+/// [`process`] with the document already read from the CRM's API.
+pub fn process_with(
+    c: &mut PgConnection,
+    inbox_id: i64,
+    today: NaiveDate,
+    fetched: Option<Value>,
 ) -> AppResult<Option<Outcome>> {
     let row = repo::lock_inbox_row(c, inbox_id)?;
     if row.status != "received" {
@@ -695,7 +773,7 @@ pub fn process(
         )?;
         return Ok(Some(Outcome::Held("unreadable".into(), None)));
     };
-    let doc = document(&connector, &ev);
+    let doc = fetched.unwrap_or_else(|| document(&connector, &ev));
     let outcome = apply(c, &connector, &row, &doc, today)?;
     match &outcome {
         Outcome::Applied(effect) => {

@@ -915,3 +915,101 @@ async fn webhooks_are_signed_retried_logged_and_redelivered_on_request() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_hubspot_deal_won_is_read_from_the_hubspot_api_and_billed() {
+    // Arrange: a HubSpot API replaying the deal, its company, contact and line items.
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "hsapi").await;
+    let (api, seen) = replay(vec![
+        (
+            200,
+            r#"{"id":"1234","properties":{"hs_object_id":"1234","dealname":"Annual","closedate":"2026-03-15T09:30:00.000Z","deal_currency_code":"EUR","payment_terms":"Net 30","billing_frequency":"annual","revenue_recognition":"ratable","po_number":"PO-HS-1"},"associations":{"companies":{"results":[{"id":"55","type":"deal_to_company"}]},"contacts":{"results":[{"id":"77","type":"deal_to_contact"}]},"line_items":{"results":[{"id":"901","type":"deal_to_line_item"}]}}}"#,
+        ),
+        (
+            200,
+            r#"{"id":"55","properties":{"hs_object_id":"55","name":"Spot Industries","domain":"spot.example","city":"Boston","country":"US"}}"#,
+        ),
+        (
+            200,
+            r#"{"id":"77","properties":{"hs_object_id":"77","firstname":"Lee","lastname":"Park","email":"lee@spot.example"}}"#,
+        ),
+        (
+            200,
+            r#"{"status":"COMPLETE","results":[{"id":"901","properties":{"hs_object_id":"901","hs_sku":"PLAN-PRO","quantity":"2","price":"100","hs_discount_percentage":"5","name":"Pro"}}]}"#,
+        ),
+    ]);
+    let r = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm", t.slug),
+            &[("kind", "hubspot"), ("name", "HubSpot")],
+        )
+        .await;
+    let hid = id_from(&r);
+    let html = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/crm/{hid}", t.slug),
+            &[
+                ("name", "HubSpot"),
+                ("active", "on"),
+                ("secret", "hs-secret"),
+                ("api_token", "pat-na1-token"),
+                ("hubspot_api_base", &api),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let body = r#"[{"eventId":501,"subscriptionId":5,"portalId":62515,"appId":54321,"occurredAt":1774000000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":1234,"propertyName":"dealstage","propertyValue":"closedwon","changeSource":"CRM"}]"#;
+    let ts = chrono::Utc::now().timestamp_millis();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"hs-secret").unwrap();
+    mac.update(format!("POST{url}{body}{ts}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+
+    // Act
+    let r = new_client()
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .header("X-HubSpot-Request-Timestamp", ts.to_string())
+        .header("X-HubSpot-Signature-v3", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drain(&app, &t).await;
+
+    // Assert: four API reads with the token, then the account, contact and subscription.
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 4, "{:?}", inbox(&app, &t));
+    assert!(
+        requests[0].0.starts_with("GET /crm/v3/objects/deals/1234?"),
+        "{}",
+        requests[0].0
+    );
+    assert!(
+        requests[0].0.contains("associations=companies"),
+        "{}",
+        requests[0].0
+    );
+    assert!(requests[3]
+        .0
+        .starts_with("POST /crm/v3/objects/line_items/batch/read"));
+    assert!(requests.iter().all(|r| r
+        .1
+        .iter()
+        .any(|h| h.0 == "authorization" && h.1 == "Bearer pat-na1-token")));
+    let aid = one(
+        &app,
+        &t,
+        "SELECT id FROM accounts WHERE legal_name = 'Spot Industries' AND currency = 'EUR'",
+    );
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM contacts WHERE account_id = {aid} AND name = 'Lee Park' AND email = 'lee@spot.example'")), 1);
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscriptions WHERE account_id = {aid} AND po_number = 'PO-HS-1'")), 1);
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscription_items WHERE quantity = 2 AND discount_percent = 5"), 1);
+}
