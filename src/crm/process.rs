@@ -27,6 +27,7 @@ use crate::{
     catalog::repo as catalog,
     db::{self, scope::TenantSchema},
     error::{AppError, AppResult, FieldErrors},
+    invoicing::email::Links,
     jobs::{queue, JobFailure},
     subscriptions::domain::SubscriptionInput,
     web::AppState,
@@ -106,6 +107,7 @@ pub fn apply(
     row: &InboxRow,
     doc: &Value,
     today: NaiveDate,
+    links: Option<&Links>,
 ) -> AppResult<Outcome> {
     let Some(ev) = row.inbound() else {
         return Ok(Outcome::Held(
@@ -150,15 +152,28 @@ pub fn apply(
                 Err(Stop::App(e)) => Err(e),
             }
         }
-        ("deal", "amended") => match link.and_then(|l| l.subscription_id) {
-            None => Ok(Outcome::Wait(format!(
+        ("deal", "amended") => match (link.and_then(|l| l.subscription_id), links) {
+            (None, _) => Ok(Outcome::Wait(format!(
                 "Deal {} is not in Arbor yet; the amendment waits for its won event.",
                 ev.object_id
             ))),
-            Some(sub) => Ok(Outcome::Held(
-                format!("Deal {} was amended in the CRM; review subscription {sub} and amend it (Subscriptions → Amend), then mark this event done by replaying it.", ev.object_id),
+            (Some(sub), None) => Ok(Outcome::Held(
+                format!("Deal {} was amended; replay it to amend subscription {sub}.", ev.object_id),
                 None,
             )),
+            (Some(sub), Some(links)) => {
+                let result = c.transaction::<Value, Stop, _>(|c| {
+                    deal_amended(c, connector, &ev, doc, &actor, links, sub, today)
+                });
+                match result {
+                    Ok(effect) if effect["amendments"].as_array().is_some_and(|a| a.is_empty()) => {
+                        Ok(Outcome::Ignored("The amendment changes no quantity.".into()))
+                    }
+                    Ok(effect) => Ok(Outcome::Applied(effect)),
+                    Err(Stop::Held(reason, problems)) => Ok(Outcome::Held(reason, problems)),
+                    Err(Stop::App(e)) => Err(e),
+                }
+            }
         },
         ("deal", "deleted") => match link {
             Some(l) => Ok(Outcome::Held(
@@ -567,6 +582,99 @@ fn resolve_lines(
     Ok(out)
 }
 
+/// A won deal's new quantities become quantity amendments of its subscription (prorated by
+/// the subscription rules), effective the day the CRM changed the deal.
+#[allow(clippy::too_many_arguments)]
+fn deal_amended(
+    c: &mut PgConnection,
+    connector: &Connector,
+    ev: &InboundEvent,
+    doc: &Value,
+    actor: &Actor,
+    links: &Links,
+    sub_id: i64,
+    today: NaiveDate,
+) -> Result<Value, Stop> {
+    use crate::subscriptions::{
+        amend::{self, AmendInput, AmendKind},
+        repo as subs,
+    };
+    let m = mapping::apply(&connector.spec(), doc).map_err(|p| {
+        Stop::Held(
+            format!(
+                "The amended deal has missing or invalid fields: {}",
+                p.iter()
+                    .map(|x| x.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Some(problems_json(&p)),
+        )
+    })?;
+    let sub = subs::get(c, sub_id)?;
+    let effective = ev
+        .occurred_at
+        .map(|t| t.date_naive())
+        .unwrap_or(today)
+        .max(sub.start_date);
+    let products = catalog::list_products(c, true)?;
+    let items: Vec<_> = subs::items_of(c, sub_id)?
+        .into_iter()
+        .filter(|i| i.end_date.is_none_or(|e| e >= effective))
+        .collect();
+    let mut done = Vec::new();
+    for line in &m.lines {
+        let item = items.iter().find(|i| {
+            products
+                .iter()
+                .any(|p| p.id == i.product_id && p.sku.eq_ignore_ascii_case(&line.sku))
+        });
+        let Some(item) = item else {
+            return Err(held(format!(
+                "The amended deal adds {}, which subscription {} does not have; add it by hand (Subscriptions → Amend), then replay.",
+                line.sku, sub.number
+            )));
+        };
+        if item.quantity == line.quantity {
+            continue;
+        }
+        let input = AmendInput {
+            kind: AmendKind::Quantity,
+            item_id: Some(item.id),
+            quantity: Some(line.quantity),
+            price_id: None,
+            effective,
+            reason: format!("CRM {} amended deal {}", connector.name, ev.object_id),
+        };
+        let outcome = match amend::apply(c, actor, links, sub_id, &input, today) {
+            Ok(o) => o,
+            Err(AppError::Validation(e)) => {
+                return Err(held(format!(
+                    "The amendment cannot apply: {}",
+                    errors_text(&e)
+                )))
+            }
+            Err(e) => return Err(Stop::App(e)),
+        };
+        done.push(
+            json!({ "sku": line.sku, "from": item.quantity, "to": line.quantity,
+                          "summary": outcome.summary, "document": outcome.document }),
+        );
+    }
+    repo::put_link(
+        c,
+        &NewLink {
+            connector_id: connector.id,
+            object_type: "deal",
+            crm_id: &ev.object_id,
+            sequence: ev.sequence,
+            occurred_at: ev.occurred_at,
+            ..NewLink::default()
+        },
+    )?;
+    Ok(json!({ "subscription_id": sub_id, "effective": effective, "amendments": done }))
+}
+
 fn update_account(
     c: &mut PgConnection,
     connector: &Connector,
@@ -667,9 +775,12 @@ pub async fn run_job(state: &AppState, job: &queue::Job) -> Result<(), JobFailur
         }
     };
     let s = schema.clone();
+    let st = state.clone();
     let outcome = db::run(&state.pool, move |c| {
         db::scope::in_tenant(c, &s, |c| {
-            process_with(c, inbox_id, Utc::now().date_naive(), doc)
+            let slug = crate::tenants::repo::slug_of(c, tenant_id)?.unwrap_or_default();
+            let links = crate::invoicing::billrun::links_for(&st, tenant_id, &slug);
+            process_with(c, inbox_id, Utc::now().date_naive(), doc, Some(&links))
         })
     })
     .await;
@@ -747,7 +858,7 @@ pub fn process(
     inbox_id: i64,
     today: NaiveDate,
 ) -> AppResult<Option<Outcome>> {
-    process_with(c, inbox_id, today, None)
+    process_with(c, inbox_id, today, None, None)
 }
 
 /// [`process`] with the document already read from the CRM's API.
@@ -756,6 +867,7 @@ pub fn process_with(
     inbox_id: i64,
     today: NaiveDate,
     fetched: Option<Value>,
+    links: Option<&Links>,
 ) -> AppResult<Option<Outcome>> {
     let row = repo::lock_inbox_row(c, inbox_id)?;
     if row.status != "received" {
@@ -774,7 +886,7 @@ pub fn process_with(
         return Ok(Some(Outcome::Held("unreadable".into(), None)));
     };
     let doc = fetched.unwrap_or_else(|| document(&connector, &ev));
-    let outcome = apply(c, &connector, &row, &doc, today)?;
+    let outcome = apply(c, &connector, &row, &doc, today, links)?;
     match &outcome {
         Outcome::Applied(effect) => {
             repo::finish(c, inbox_id, "applied", None, None, Some(effect))?;

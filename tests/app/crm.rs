@@ -1013,3 +1013,72 @@ async fn a_hubspot_deal_won_is_read_from_the_hubspot_api_and_billed() {
     assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscriptions WHERE account_id = {aid} AND po_number = 'PO-HS-1'")), 1);
     assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscription_items WHERE quantity = 2 AND discount_percent = 5"), 1);
 }
+
+#[tokio::test]
+async fn an_amendment_before_its_deal_waits_then_amends_the_subscription_and_older_changes_are_ignored(
+) {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "amend").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    let amended = |id: &str, seq: i64, qty: &str| {
+        let mut e = deal(id, "D-31", "Amended AG");
+        e["type"] = json!("deal.amended");
+        e["sequence"] = json!(seq);
+        e["occurred_at"] = json!("2026-09-15T10:00:00Z");
+        e["data"]["object"]["line_items"][0]["quantity"] = json!(qty);
+        e["data"]["object"]["line_items"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("price");
+        e.to_string()
+    };
+
+    // Act 1: the amendment arrives first; it waits.
+    post_event(&app, &crm, &amended("evt-a2", 2, "15")).await;
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'received' AND attempts = 1"
+        ),
+        1,
+        "{:?}",
+        inbox(&app, &t)
+    );
+
+    // Act 2: the deal arrives; the waiting amendment applies on its retry.
+    post_event(&app, &crm, &deal("evt-w", "D-31", "Amended AG").to_string()).await;
+    drain(&app, &t).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'applied'"
+        ),
+        2,
+        "{:?}",
+        inbox(&app, &t)
+    );
+    let sub = one(&app, &t, "SELECT id FROM subscriptions");
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscription_items WHERE subscription_id = {sub} AND quantity = 15 AND end_date IS NULL")), 1);
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscription_amendments WHERE subscription_id = {sub} AND kind = 'quantity'")), 1);
+
+    // Act 3: an older change (sequence 1) arrives late: ignored, quantity unchanged.
+    post_event(&app, &crm, &amended("evt-a1", 1, "12")).await;
+    drain(&app, &t).await;
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM crm_inbox WHERE status = 'ignored'"
+        ),
+        1,
+        "{:?}",
+        inbox(&app, &t)
+    );
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscription_items WHERE subscription_id = {sub} AND quantity = 15 AND end_date IS NULL")), 1);
+}
