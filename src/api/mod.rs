@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod openapi;
 pub mod usage;
+pub mod writes;
 
 use std::fmt;
 

@@ -102,6 +102,17 @@ fn paths() -> Value {
                     "summary": "List an account's contacts",
                     "parameters": contact_params(),
                     "responses": auth_errors(json!({ "200": ok("A page of contacts", "ContactList"), "404": err("No such account") }))
+                },
+                "post": {
+                    "summary": "Add a contact to an account (write key)",
+                    "parameters": [id_param()[0].clone(), idem_param()[0].clone()],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactCreate" } } } },
+                    "responses": auth_errors(json!({
+                        "201": ok("Created", "Contact"),
+                        "403": err("Read-only key"),
+                        "404": err("No such account"),
+                        "422": err("Invalid fields, or Idempotency-Key reused with another body")
+                    }))
                 }
             },
             "/api/v1/invoices": {
@@ -145,6 +156,17 @@ fn paths() -> Value {
                     "summary": "List subscriptions",
                     "parameters": list_params(),
                     "responses": auth_errors(json!({ "200": ok("A page of subscriptions", "SubscriptionList") }))
+                },
+                "post": {
+                    "summary": "Create a subscription (write key); prices must be in the account's currency",
+                    "parameters": idem_param(),
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SubscriptionCreate" } } } },
+                    "responses": auth_errors(json!({
+                        "201": ok("Created", "Subscription"),
+                        "403": err("Read-only key"),
+                        "404": err("No such account"),
+                        "422": err("Invalid fields, or Idempotency-Key reused with another body")
+                    }))
                 }
             }
     })
@@ -269,6 +291,37 @@ fn schemas() -> Value {
                     }
                 },
                 "SubscriptionList": list_of("Subscription"),
+                "ContactCreate": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "email": { "type": "string", "format": "email" },
+                        "phone": { "type": "string" },
+                        "job_title": { "type": "string" },
+                        "roles": { "type": "string", "description": "comma-separated: billing, technical, executive, other" },
+                        "receives_invoices": { "type": "boolean" },
+                        "receives_reminders": { "type": "boolean" }
+                    }
+                },
+                "SubscriptionCreate": {
+                    "type": "object",
+                    "required": ["account_id", "items"],
+                    "properties": {
+                        "account_id": { "type": "integer" },
+                        "start_date": { "type": "string", "format": "date", "description": "Defaults to today" },
+                        "cycle": { "type": "string", "enum": ["1", "3", "6", "12"], "description": "months per billing period" },
+                        "timing": { "type": "string", "enum": ["advance", "arrears"] },
+                        "term_months": { "type": "integer" },
+                        "auto_renew": { "type": "boolean" },
+                        "po_number": { "type": "string" },
+                        "items": { "type": "array", "minItems": 1, "items": { "type": "object", "required": ["price_id"], "properties": {
+                            "price_id": { "type": "integer" },
+                            "quantity": { "type": ["string", "number"] },
+                            "discount": { "type": "string", "description": "an amount per period, or a percentage like \"10%\"" }
+                        } } }
+                    }
+                },
                 "UsageRecordCreate": {
                     "type": "object",
                     "required": ["subscription_id", "subscription_item_id", "quantity", "external_id"],

@@ -259,9 +259,11 @@ routes!(api_routes, API_ROUTES,
     post "/api/v1/accounts" => crate::api::accounts::create, None;
     get "/api/v1/accounts/{id}" => crate::api::accounts::get, None;
     get "/api/v1/accounts/{id}/contacts" => crate::api::accounts::contacts, None;
+    post "/api/v1/accounts/{id}/contacts" => crate::api::writes::create_contact, None;
     get "/api/v1/invoices" => crate::api::billing::invoices, None;
     get "/api/v1/invoices/{id}" => crate::api::billing::invoice, None;
     get "/api/v1/payments" => crate::api::billing::payments, None;
     get "/api/v1/subscriptions" => crate::api::billing::subscriptions, None;
+    post "/api/v1/subscriptions" => crate::api::writes::create_subscription, None;
     post "/api/v1/usage_records" => crate::api::usage::create, None;
 );

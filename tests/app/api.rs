@@ -485,3 +485,128 @@ async fn usage_records_are_validated_and_idempotent_by_external_id() {
     .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn contacts_and_subscriptions_are_created_with_form_rules_and_idempotency() {
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "api-writes").await;
+    let write = create_key(&app, &owner, &t, "write").await;
+    let read = create_key(&app, &owner, &t, "read").await;
+    let aid = crate::accounts::put_account(&app, &t, "Written GmbH", None);
+    let (_, price) = crate::billing::product_with_price(
+        &app,
+        &owner,
+        &t,
+        "SEAT",
+        &[("model", "per_unit"), ("unit_amount", "20")],
+    )
+    .await;
+
+    // Contacts: bad email is 422 by field; a read key is 403; the same key twice is one contact.
+    let (s, v) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            &format!("/api/v1/accounts/{aid}/contacts"),
+            None,
+            &json!({"name": "Ana", "email": "not-an-email"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["fields"]["email"].is_string(), "{v}");
+    let (s, _) = status_and_json(
+        api_post(
+            &app,
+            &read,
+            &format!("/api/v1/accounts/{aid}/contacts"),
+            None,
+            &json!({"name": "Ana"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let body = json!({"name": "Ana Ruiz", "email": "ana@written.example", "roles": "billing", "receives_invoices": true});
+    let (s, first) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            &format!("/api/v1/accounts/{aid}/contacts"),
+            Some("c-1"),
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{first}");
+    let (s, again) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            &format!("/api/v1/accounts/{aid}/contacts"),
+            Some("c-1"),
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, &again), (201, &first));
+    assert_eq!(
+        crate::billing::one(
+            &app,
+            &t,
+            &format!("SELECT count(*) AS id FROM contacts WHERE account_id = {aid}")
+        ),
+        1
+    );
+    let (s, _) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            "/api/v1/accounts/999999/contacts",
+            None,
+            &json!({"name": "X"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // Subscriptions: items are required; a price in another currency is refused by field.
+    let (s, v) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            "/api/v1/subscriptions",
+            None,
+            &json!({"account_id": aid, "cycle": "1", "term_months": 12}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let body = json!({"account_id": aid, "start_date": "2026-04-01", "cycle": "1", "term_months": 12, "auto_renew": true,
+                      "po_number": "PO-API", "items": [{"price_id": price, "quantity": "5", "discount": "10%"}]});
+    let (s, sub) =
+        status_and_json(api_post(&app, &write, "/api/v1/subscriptions", Some("s-1"), &body).await)
+            .await;
+    assert_eq!(s, 201, "{sub}");
+    assert_eq!(sub["account_id"], aid);
+    assert_eq!(sub["po_number"], "PO-API");
+    let (s, _) = status_and_json(
+        api_post(
+            &app,
+            &write,
+            "/api/v1/subscriptions",
+            Some("s-1"),
+            &json!({"account_id": aid}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 422, "same key, different body");
+    assert_eq!(crate::billing::one(&app, &t, &format!("SELECT count(*) AS id FROM subscription_items WHERE quantity = 5 AND discount_percent = 10 AND subscription_id = {}", sub["id"])), 1);
+}
