@@ -33,6 +33,7 @@
 pub mod aging;
 pub mod aging_handlers;
 pub mod aging_repo;
+pub mod aging_summary;
 pub mod aging_view;
 pub mod collections;
 pub mod collections_handlers;

@@ -25,6 +25,7 @@ mod mfa;
 mod migrations;
 mod payments;
 mod reports;
+mod reports_aging_open;
 mod reports_collections;
 mod reports_mrr;
 mod statements;
