@@ -582,7 +582,7 @@ fn generic_spec() -> Spec {
     Spec {
         fields: vec![
             rule("deal.id", "id"),
-            with_default(rule("deal.kind", ""), "subscription"),
+            with_default(rule("deal.kind", "kind"), "subscription"),
             rule("deal.revenue_recognition", "revenue_recognition"),
             rule("account.crm_id", "company.id"),
             rule("account.legal_name", "company.name"),

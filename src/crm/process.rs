@@ -229,7 +229,11 @@ fn deal_won(
     })?;
     let (account, account_created) = resolve_account(c, connector, &m, actor)?;
     let contact_id = ensure_contact(c, account.id, &m, actor)?;
-    let items = resolve_lines(c, &m, &account.currency)?;
+    let items = if m.kind == DealKind::Subscription {
+        resolve_lines(c, &m, &account.currency)?
+    } else {
+        Vec::new()
+    };
     let mut effect = json!({
         "account_id": account.id,
         "account_created": account_created,
@@ -296,7 +300,11 @@ fn deal_won(
             }
         }
         DealKind::OneOff => {
-            return Err(held("One-off deals are not created automatically yet: create the invoice from the account's Invoices tab, then replay this event to mark it done."));
+            let inv = one_off_invoice(c, &m, &account, actor, today)?;
+            link.invoice_id = Some(inv);
+            if let Some(o) = effect.as_object_mut() {
+                o.insert("invoice_id".into(), json!(inv));
+            }
         }
     }
     repo::put_link(c, &link)?;
@@ -673,6 +681,123 @@ fn deal_amended(
         },
     )?;
     Ok(json!({ "subscription_id": sub_id, "effective": effective, "amendments": done }))
+}
+
+/// A one-off deal: a draft invoice with one line per deal line (list price, the negotiated
+/// price or discount as the line's discount), left for review like any draft.
+fn one_off_invoice(
+    c: &mut PgConnection,
+    m: &MappedDeal,
+    account: &accounts::Account,
+    actor: &Actor,
+    today: NaiveDate,
+) -> Result<i64, Stop> {
+    use crate::{
+        invoicing::{
+            build::{self, Header, Payer},
+            domain::TaxCategory,
+            repo as invoices,
+        },
+        money::Currency,
+        subscriptions::charges::{DraftLine, LineKind},
+    };
+    let currency = Currency::parse(&account.currency).map_err(|e| held(e.to_string()))?;
+    let products = catalog::list_products(c, false)?;
+    let mut drafts = Vec::new();
+    let mut problems = Vec::new();
+    for line in &m.lines {
+        let Some(product) = products
+            .iter()
+            .find(|p| p.sku.eq_ignore_ascii_case(&line.sku))
+        else {
+            problems.push(format!("No active product has the SKU \"{}\".", line.sku));
+            continue;
+        };
+        let prices =
+            catalog::prices_with_current(c, Some(product.id), Some(&account.currency), true)?;
+        let Some((version_id, list)) = prices.iter().find_map(|p| {
+            p.current
+                .as_ref()
+                .map(|v| (v.id, v.terms.model.amount(line.quantity)))
+        }) else {
+            problems.push(format!(
+                "{} has no active {} price.",
+                product.sku, account.currency
+            ));
+            continue;
+        };
+        let discount = match (&line.discount, line.unit_price) {
+            (Some(d), _) => match d.strip_suffix('%').map(str::trim) {
+                Some(p) => p
+                    .parse::<Decimal>()
+                    .map(|p| (list * p / Decimal::ONE_HUNDRED).round_dp(2))
+                    .unwrap_or_default(),
+                None => d.parse::<Decimal>().unwrap_or_default(),
+            },
+            (None, Some(unit)) => (list - unit * line.quantity).max(Decimal::ZERO),
+            (None, None) => Decimal::ZERO,
+        };
+        drafts.push(DraftLine {
+            kind: LineKind::OneOff,
+            description: if line.description.is_empty() {
+                product.name.clone()
+            } else {
+                line.description.clone()
+            },
+            product_id: Some(product.id),
+            item_id: None,
+            price_version_id: Some(version_id),
+            period: None,
+            quantity: line.quantity,
+            amount: list,
+            discount: discount.min(list),
+            tax_category: TaxCategory::parse(&product.tax_category)
+                .unwrap_or(TaxCategory::Standard),
+            gl_account: None,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(held(format!("Products: {}", problems.join(" "))));
+    }
+    let payer = Payer::of(&accounts::bill_to(c, account.id)?);
+    let po = m
+        .subscription
+        .iter()
+        .find(|(k, _)| k == "po_number")
+        .map(|(_, v)| v.clone())
+        .or_else(|| account.po_number.clone());
+    let built = build::build(
+        Header {
+            kind: "invoice",
+            source: "manual",
+            account_id: account.id,
+            subscription_id: None,
+            period: None,
+            bill_run_id: None,
+            related_invoice_id: None,
+            currency,
+            issue_date: today,
+            terms: payer.terms,
+            po_number: po,
+            notes: String::new(),
+        },
+        &payer,
+        invoices::tax_rates(c)?,
+        &drafts,
+    );
+    let id = invoices::insert_one(c, &built.invoice)?;
+    let mut lines = built.lines;
+    for l in &mut lines {
+        l.invoice_id = id;
+    }
+    invoices::insert_lines(c, &lines)?;
+    audit::record(
+        c,
+        actor,
+        &Entry::new("invoice.created", "invoice", id)
+            .after(json!({ "source": "crm", "account_id": account.id, "deal": m.deal_id })),
+    )?;
+    Ok(id)
 }
 
 fn update_account(

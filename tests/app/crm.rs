@@ -1082,3 +1082,46 @@ async fn an_amendment_before_its_deal_waits_then_amends_the_subscription_and_old
     );
     assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscription_items WHERE subscription_id = {sub} AND quantity = 15 AND end_date IS NULL")), 1);
 }
+
+#[tokio::test]
+async fn a_one_off_deal_becomes_a_draft_invoice_with_its_negotiated_price() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "oneoff").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    let mut e = deal("evt-o", "D-41", "Once Only SA");
+    e["data"]["object"]["kind"] = json!("one_off");
+    e["data"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("billing_frequency");
+    post_event(&app, &crm, &e.to_string()).await;
+    drain(&app, &t).await;
+    let inv = one(
+        &app,
+        &t,
+        "SELECT id FROM invoices WHERE status = 'draft' AND po_number = 'PO-77'",
+    );
+    // 10 × 100 list, negotiated 90 each: 1000 less 100 discount, plus 20% tax on 900.
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            &format!("SELECT (total * 100)::bigint AS id FROM invoices WHERE id = {inv}")
+        ),
+        108_000
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscriptions"), 0);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            &format!(
+                "SELECT count(*) AS id FROM crm_links WHERE crm_id = 'D-41' AND invoice_id = {inv}"
+            )
+        ),
+        1,
+        "{:?}",
+        inbox(&app, &t)
+    );
+}
