@@ -115,9 +115,9 @@ pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -
         return Ok(false);
     };
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant_id = job.tenant_id, attempt = job.attempts);
-    let _enter = span.enter();
-    let result = dispatch(state, &job).await;
-    drop(_enter);
+    // Instrumented, not entered: a guard held across an await can be dropped on another
+    // thread, which corrupts the span stack (tracing-subscriber panics on it under load).
+    let result = tracing::Instrument::instrument(dispatch(state, &job), span).await;
     match result {
         Ok(()) => {
             let id = job.id;
