@@ -976,17 +976,9 @@ async fn fetch_document(
     .map(Some)
 }
 
-/// Processes one inbox row in the caller's tenant transaction; `None` when it was already
-/// processed (a second job for the same row).
-pub fn process(
-    c: &mut PgConnection,
-    inbox_id: i64,
-    today: NaiveDate,
-) -> AppResult<Option<Outcome>> {
-    process_with(c, inbox_id, today, None, None)
-}
-
-/// [`process`] with the document already read from the CRM's API.
+/// Processes one inbox row in the caller's tenant transaction, with the document already read
+/// from the CRM's API when there is one; `None` when it was already processed (a second job
+/// for the same row).
 pub fn process_with(
     c: &mut PgConnection,
     inbox_id: i64,
