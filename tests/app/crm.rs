@@ -1125,3 +1125,30 @@ async fn a_one_off_deal_becomes_a_draft_invoice_with_its_negotiated_price() {
         inbox(&app, &t)
     );
 }
+
+#[tokio::test]
+async fn an_oversized_or_unknown_hook_request_is_refused_and_stores_nothing() {
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "bighook").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    let huge = format!(
+        "{{\"id\": \"evt-big\", \"pad\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, _) = post_event(&app, &crm, &huge).await;
+    assert_eq!(status, 413);
+    let r = new_client()
+        .post(app.url(&format!("/hooks/{}/crm/not-a-token", t.slug)))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (status, _) = post_event(&app, &crm, "{\"type\": \"deal.won\"}").await;
+    assert_eq!(
+        status, 400,
+        "a signed body without an event id is malformed"
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox"), 0);
+}
