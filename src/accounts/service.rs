@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     dedupe::Reason,
-    domain::{Addresses, CustomFieldDef, General, MemberRef, Terms},
+    domain::{Addresses, CustomFieldDef, Fields, General, MemberRef, Terms},
     repo::{self, AccountData},
 };
 use crate::{
@@ -170,6 +170,33 @@ pub fn apply_custom(
         d.custom_fields.remove(&def.key);
     }
     d.custom_fields.extend(values);
+}
+
+/// A new account from form-like fields (an API body, a CRM deal's mapped fields): the general,
+/// terms and address sections applied onto a blank account in `currency`, every problem
+/// collected in `errors` by field.
+pub fn data_from_fields(
+    conn: &mut PgConnection,
+    f: &Fields,
+    currency: &str,
+    members: &[Member],
+    policy: Policy,
+    errors: &mut FieldErrors,
+) -> AppResult<AccountData> {
+    let mut d = blank(currency);
+    let general = General::parse(f, errors);
+    let terms = Terms::parse(f, currency, errors);
+    let addresses = Addresses::parse(f, errors);
+    if let Some(t) = terms {
+        if let Some(g) = general {
+            apply_general(conn, &mut d, g, members, policy, None, errors)?;
+        }
+        apply_terms(&mut d, t, errors);
+    }
+    if let Some(a) = addresses {
+        apply_addresses(&mut d, a);
+    }
+    Ok(d)
 }
 
 /// An empty account with the tenant's defaults, to apply sections onto.

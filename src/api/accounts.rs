@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{idempotency, list_body, ApiCtx, ApiError, ApiResult, Page};
 use crate::{
     accounts::{
-        domain::{parse_custom, Addresses, Fields, General, Terms},
+        domain::{parse_custom, Fields},
         handlers::{default_currency, members},
         repo::{self, Account},
         service::{self, Policy, Saved},
@@ -194,20 +194,9 @@ pub async fn create(
     idempotency::run(&req, &ctx, &state, &body, move |c| {
         let mut errors = FieldErrors::default();
         let defs = repo::custom_field_defs(c)?;
-        let mut d = service::blank(&default_currency(c)?);
-        let general = General::parse(&f, &mut errors);
-        let terms = Terms::parse(&f, &d.currency.clone(), &mut errors);
-        let addresses = Addresses::parse(&f, &mut errors);
+        let currency = default_currency(c)?;
+        let mut d = service::data_from_fields(c, &f, &currency, &members, policy, &mut errors)?;
         let custom = parse_custom(&f, &defs, &mut errors);
-        if let Some(t) = terms {
-            if let Some(g) = general {
-                service::apply_general(c, &mut d, g, &members, policy, None, &mut errors)?;
-            }
-            service::apply_terms(&mut d, t, &mut errors);
-        }
-        if let Some(ad) = addresses {
-            service::apply_addresses(&mut d, ad);
-        }
         service::apply_custom(&mut d, &defs, custom);
         if !errors.is_empty() {
             return Ok(Err(ApiError::Validation(errors)));

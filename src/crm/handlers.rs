@@ -40,6 +40,11 @@ pub fn open_secret(key: &SecretKey, sealed: &str) -> AppResult<String> {
     String::from_utf8(plain).map_err(AppError::internal)
 }
 
+/// A sealed column that may be empty.
+pub fn open_optional(key: &SecretKey, sealed: Option<&str>) -> AppResult<Option<String>> {
+    sealed.map(|s| open_secret(key, s)).transpose()
+}
+
 fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

@@ -445,14 +445,9 @@ pub async fn deliver_writeback(
     let (connector, event, inv, secret, token) = db::run(&state.pool, move |c| {
         db::scope::in_tenant(c, &s, |c| {
             let connector = repo::connector(c, connector_id)?;
-            let open = |v: &Option<String>| -> AppResult<Option<String>> {
-                match v {
-                    Some(sealed) => Ok(Some(super::handlers::open_secret(&key, sealed)?)),
-                    None => Ok(None),
-                }
-            };
-            let secret = open(&connector.secret_sealed)?;
-            let token = open(&connector.api_token_sealed)?;
+            let secret = super::handlers::open_optional(&key, connector.secret_sealed.as_deref())?;
+            let token =
+                super::handlers::open_optional(&key, connector.api_token_sealed.as_deref())?;
             let inv = match invoice_id {
                 Some(i) => invoice_state(c, i)?,
                 None => None,

@@ -19,7 +19,8 @@ use crate::{
     accounts::{
         contacts_repo::{self as contacts, ContactData},
         dedupe::Reason,
-        domain::{Addresses, Fields, General, Terms},
+        domain::Fields,
+        handlers::default_currency,
         repo as accounts,
         service::{self, Policy, Saved},
     },
@@ -379,21 +380,12 @@ fn resolve_account(
     }
     let f = Fields::from_pairs(pairs);
     let mut errors = FieldErrors::default();
-    let mut d = service::blank(&default_currency(c)?);
-    let general = General::parse(&f, &mut errors);
-    let terms = Terms::parse(&f, &d.currency.clone(), &mut errors);
-    let addresses = Addresses::parse(&f, &mut errors);
     let policy = Policy {
         terms: true,
         owner_only: None,
     };
-    if let (Some(g), Some(t)) = (general, terms) {
-        service::apply_general(c, &mut d, g, &[], policy, None, &mut errors)?;
-        service::apply_terms(&mut d, t, &mut errors);
-    }
-    if let Some(a) = addresses {
-        service::apply_addresses(&mut d, a);
-    }
+    let currency = default_currency(c)?;
+    let d = service::data_from_fields(c, &f, &currency, &[], policy, &mut errors)?;
     if !errors.is_empty() {
         return Err(held(format!(
             "The account is not valid: {}",
@@ -450,11 +442,6 @@ fn resolve_account(
         }
         Saved::Stale => Err(Stop::App(AppError::Conflict("Please try again.".into()))),
     }
-}
-
-fn default_currency(c: &mut PgConnection) -> AppResult<String> {
-    let v = crate::invoicing::repo::text_setting(c, "company.default_currency")?;
-    Ok(if v.is_empty() { "USD".into() } else { v })
 }
 
 fn ensure_contact(
@@ -942,10 +929,7 @@ async fn fetch_document(
         db::scope::in_tenant(c, &s, |c| {
             let row = repo::inbox_row(c, inbox_id)?;
             let conn = repo::connector(c, row.connector_id)?;
-            let token = match &conn.api_token_sealed {
-                Some(sealed) => Some(super::handlers::open_secret(&key, sealed)?),
-                None => None,
-            };
+            let token = super::handlers::open_optional(&key, conn.api_token_sealed.as_deref())?;
             Ok((row, conn, token))
         })
     })

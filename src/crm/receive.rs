@@ -198,10 +198,7 @@ pub async fn receive(
             let Some(conn) = repo::by_token(c, &t)? else {
                 return Ok(None);
             };
-            let secret = match &conn.secret_sealed {
-                Some(sealed) => Some(super::handlers::open_secret(&key, sealed)?),
-                None => None,
-            };
+            let secret = super::handlers::open_optional(&key, conn.secret_sealed.as_deref())?;
             Ok(Some((conn, secret)))
         })
     })
