@@ -44,6 +44,42 @@ struct Crm {
     secret: String,
 }
 
+/// A connector of `kind` made through the UI and saved with `settings` (its name first):
+/// its id, its receiving URL and the settings page as saved.
+async fn connector(
+    app: &TestApp,
+    client: &reqwest::Client,
+    t: &TestTenant,
+    kind: &str,
+    settings: &[(&str, &str)],
+) -> (i64, String, String) {
+    let name = settings[0].1;
+    let r = app
+        .post_form(
+            client,
+            &format!("/t/{}/crm", t.slug),
+            &[("kind", kind), ("name", name)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let id = id_from(&r);
+    let html = app
+        .post_form(client, &format!("/t/{}/crm/{id}", t.slug), settings)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    (id, url, html)
+}
+
+/// HubSpot's v3 signature of a POST to `url`.
+fn hubspot_v3(secret: &str, url: &str, body: &str, ts: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("POST{url}{body}{ts}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 /// A generic connector with write-back to `writeback` (if any), made through the UI.
 async fn generic_connector(
     app: &TestApp,
@@ -51,15 +87,6 @@ async fn generic_connector(
     t: &TestTenant,
     writeback: Option<&str>,
 ) -> Crm {
-    let r = app
-        .post_form(
-            client,
-            &format!("/t/{}/crm", t.slug),
-            &[("kind", "generic"), ("name", "Pipeline")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    let id = id_from(&r);
     let mut fields = vec![
         ("name", "Pipeline"),
         ("active", "on"),
@@ -69,13 +96,10 @@ async fn generic_connector(
         fields.push(("writeback", "on"));
         fields.push(("writeback_url", url));
     }
-    let r = app
-        .post_form(client, &format!("/t/{}/crm/{id}", t.slug), &fields)
-        .await;
-    let html = r.text().await.unwrap();
+    let (id, url, html) = connector(app, client, t, "generic", &fields).await;
     Crm {
         id,
-        url: between(&html, "id=\"receiving-url\">", "<").to_owned(),
+        url,
         secret: between(&html, "id=\"new-secret\">", "<").to_owned(),
     }
 }
@@ -540,36 +564,15 @@ async fn hubspot_v3_and_salesforce_outbound_messages_are_checked_before_anything
     let t = setup(&app, &owner, "vendors").await;
 
     // HubSpot with its app's client secret.
-    let r = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm", t.slug),
-            &[("kind", "hubspot"), ("name", "HubSpot")],
-        )
-        .await;
-    let hid = id_from(&r);
-    let html = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm/{hid}", t.slug),
-            &[
-                ("name", "HubSpot"),
-                ("active", "on"),
-                ("secret", "hs-client-secret"),
-                ("hubspot_api_base", "https://api.hubapi.com"),
-            ],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    let url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let settings = [
+        ("name", "HubSpot"),
+        ("active", "on"),
+        ("secret", "hs-client-secret"),
+        ("hubspot_api_base", "https://api.hubapi.com"),
+    ];
+    let (_, url, _) = connector(&app, &owner, &t, "hubspot", &settings).await;
     let body = r#"[{"eventId":100,"subscriptionId":5,"portalId":62515,"appId":54321,"occurredAt":1774000000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":1234,"propertyName":"dealstage","propertyValue":"closedwon","changeSource":"CRM"}]"#;
-    let hs = |ts: i64, body: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"hs-client-secret").unwrap();
-        mac.update(format!("POST{url}{body}{ts}").as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    };
+    let hs = |ts: i64, body: &str| hubspot_v3("hs-client-secret", &url, body, ts);
     let send = |ts: i64, sig: String, body: String| {
         let url = url.clone();
         async move {
@@ -607,29 +610,12 @@ async fn hubspot_v3_and_salesforce_outbound_messages_are_checked_before_anything
     assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox WHERE event_id = '100' AND change = 'won' AND object_id = '1234'"), 1);
 
     // Salesforce: the organization id is checked and the answer is the SOAP Ack.
-    let r = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm", t.slug),
-            &[("kind", "salesforce"), ("name", "Salesforce")],
-        )
-        .await;
-    let sid = id_from(&r);
-    let html = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm/{sid}", t.slug),
-            &[
-                ("name", "Salesforce"),
-                ("active", "on"),
-                ("salesforce_org_id", "00D000000000062"),
-            ],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    let sf_url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let settings = [
+        ("name", "Salesforce"),
+        ("active", "on"),
+        ("salesforce_org_id", "00D000000000062"),
+    ];
+    let (_, sf_url, _) = connector(&app, &owner, &t, "salesforce", &settings).await;
     let soap = |org: &str| {
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -940,36 +926,17 @@ async fn a_hubspot_deal_won_is_read_from_the_hubspot_api_and_billed() {
             r#"{"status":"COMPLETE","results":[{"id":"901","properties":{"hs_object_id":"901","hs_sku":"PLAN-PRO","quantity":"2","price":"100","hs_discount_percentage":"5","name":"Pro"}}]}"#,
         ),
     ]);
-    let r = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm", t.slug),
-            &[("kind", "hubspot"), ("name", "HubSpot")],
-        )
-        .await;
-    let hid = id_from(&r);
-    let html = app
-        .post_form(
-            &owner,
-            &format!("/t/{}/crm/{hid}", t.slug),
-            &[
-                ("name", "HubSpot"),
-                ("active", "on"),
-                ("secret", "hs-secret"),
-                ("api_token", "pat-na1-token"),
-                ("hubspot_api_base", &api),
-            ],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    let url = between(&html, "id=\"receiving-url\">", "<").to_owned();
+    let settings = [
+        ("name", "HubSpot"),
+        ("active", "on"),
+        ("secret", "hs-secret"),
+        ("api_token", "pat-na1-token"),
+        ("hubspot_api_base", api.as_str()),
+    ];
+    let (_, url, _) = connector(&app, &owner, &t, "hubspot", &settings).await;
     let body = r#"[{"eventId":501,"subscriptionId":5,"portalId":62515,"appId":54321,"occurredAt":1774000000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":1234,"propertyName":"dealstage","propertyValue":"closedwon","changeSource":"CRM"}]"#;
     let ts = chrono::Utc::now().timestamp_millis();
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"hs-secret").unwrap();
-    mac.update(format!("POST{url}{body}{ts}").as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sig = hubspot_v3("hs-secret", &url, body, ts);
 
     // Act
     let r = new_client()
