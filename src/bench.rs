@@ -55,8 +55,9 @@ fn exec(c: &mut PgConnection, sql: &str) -> anyhow::Result<usize> {
 }
 
 /// Seeds the bench tenant: catalog, accounts, subscriptions (billed in arrears from the first
-/// day of last month, so this month's run bills exactly one period each) and usage.
-fn seed(c: &mut PgConnection, n: i64, start: NaiveDate) -> anyhow::Result<()> {
+/// day of last month, so this month's run bills exactly one period each) and usage. The fault
+/// tests seed their big bill run with it too.
+pub fn seed(c: &mut PgConnection, n: i64, start: NaiveDate) -> anyhow::Result<()> {
     exec(c, "INSERT INTO products (sku, name, gl_revenue_account) VALUES ('PLAN', 'Plan', '4000'), ('API', 'API calls', '4010')")?;
     exec(c, "INSERT INTO prices (product_id, nickname, currency) SELECT id, 'List', 'USD' FROM products")?;
     exec(c, "INSERT INTO price_versions (price_id, version, model_kind, model) SELECT pr.id, 1, CASE p.sku WHEN 'PLAN' THEN 'flat' ELSE 'usage' END, \

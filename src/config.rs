@@ -26,6 +26,9 @@ pub struct Config {
     /// Background job workers in this process (0 disables them).
     pub workers: usize,
     pub job_poll: Duration,
+    /// How long a running job may go without its worker's heartbeat before the reaper assumes
+    /// the worker died and queues the job again (workers beat every third of it).
+    pub job_lease: Duration,
     /// Base delay of the exponential retry backoff for jobs and outbox deliveries.
     pub retry_base: Duration,
     pub auto_migrate: bool,
@@ -163,6 +166,7 @@ impl Config {
             pool_size: u32::try_from(number("ARBOR_DB_POOL_SIZE", 16)?)?,
             workers: usize::try_from(number("ARBOR_WORKERS", 2)?)?,
             job_poll: Duration::from_millis(number("ARBOR_JOB_POLL_MS", 500)?),
+            job_lease: Duration::from_secs(number("ARBOR_JOB_LEASE_SECS", 60)?.max(1)),
             retry_base: Duration::from_millis(number("ARBOR_RETRY_BASE_MS", 5_000)?),
             auto_migrate: get("ARBOR_AUTO_MIGRATE").is_none_or(|v| v != "false"),
             production,

@@ -176,6 +176,18 @@ pub fn requeue_stale(conn: &mut PgConnection, lease: Duration) -> AppResult<usiz
     .execute(conn)?)
 }
 
+/// A running job's heartbeat: its worker is alive, so its lease starts again.
+pub fn touch(conn: &mut PgConnection, job_id: i64, worker: &str) -> AppResult<bool> {
+    let n = diesel::sql_query(
+        "UPDATE control.jobs SET locked_at = now() \
+         WHERE id = $1 AND status = 'running' AND locked_by = $2",
+    )
+    .bind::<BigInt, _>(job_id)
+    .bind::<diesel::sql_types::Text, _>(worker)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Puts a dead job back in the queue for another round of attempts (manual replay).
 pub fn revive(conn: &mut PgConnection, job_id: i64) -> AppResult<bool> {
     let n = diesel::sql_query(

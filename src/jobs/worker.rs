@@ -7,8 +7,8 @@ use tokio::{sync::watch, task::JoinHandle};
 use super::{kinds, outbox, queue, JobFailure};
 use crate::{db, error::AppResult, web::AppState};
 
-/// How long a claimed job may run before another worker assumes its worker died.
-pub const LEASE: Duration = Duration::from_secs(300);
+/// How often the scheduler part of the reaper queues the daily runs and checks integrations.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
@@ -59,14 +59,21 @@ async fn worker_loop(state: AppState, name: String, mut stop: watch::Receiver<bo
 }
 
 async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    let lease = state.config.job_lease;
+    // Stale jobs are looked for twice per lease, so a killed worker's job waits at most 1.5
+    // leases; the daily scheduling keeps its own slower pace.
+    let pass = (lease / 2).clamp(Duration::from_millis(200), SCHEDULE_EVERY);
+    let mut last_schedule: Option<tokio::time::Instant> = None;
     loop {
-        let requeued = db::run(&state.pool, |c| queue::requeue_stale(c, LEASE)).await;
+        let requeued = db::run(&state.pool, move |c| queue::requeue_stale(c, lease)).await;
         match requeued {
             Ok(n) if n > 0 => tracing::warn!(jobs = n, "requeued jobs of vanished workers"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = ?e, "reaper failed"),
         }
-        if state.config.schedule_bill_runs {
+        let due = last_schedule.is_none_or(|t| t.elapsed() >= SCHEDULE_EVERY);
+        if state.config.schedule_bill_runs && due {
+            last_schedule = Some(tokio::time::Instant::now());
             let today = chrono::Utc::now().date_naive();
             let queued = db::run(&state.pool, move |c| {
                 crate::invoicing::billrun::schedule_daily(c, today)
@@ -101,7 +108,7 @@ async fn reaper_loop(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(pass) => {}
             _ = stop.changed() => break,
         }
     }
@@ -117,7 +124,9 @@ pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant_id = job.tenant_id, attempt = job.attempts);
     // Instrumented, not entered: a guard held across an await can be dropped on another
     // thread, which corrupts the span stack (tracing-subscriber panics on it under load).
+    let beat = tokio::spawn(heartbeat(state.clone(), job.id, worker.to_owned()));
     let result = tracing::Instrument::instrument(dispatch(state, &job), span).await;
+    beat.abort();
     match result {
         Ok(()) => {
             let id = job.id;
@@ -139,6 +148,19 @@ pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -
         }
     }
     Ok(true)
+}
+
+/// Keeps a running job's lease fresh for as long as its worker is alive, so a long job (a big
+/// bill run) is never taken over while a killed worker's job is taken over within one lease.
+async fn heartbeat(state: AppState, job_id: i64, worker: String) {
+    let every = state.config.job_lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let w = worker.clone();
+        if let Err(e) = db::run(&state.pool, move |c| queue::touch(c, job_id, &w)).await {
+            tracing::warn!(job = job_id, error = ?e, "job heartbeat failed");
+        }
+    }
 }
 
 /// Runs every due job of one tenant until none is left (CLI and tests).

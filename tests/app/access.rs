@@ -19,44 +19,14 @@ async fn every_tenant_route_for_every_role_matches_the_permission_matrix() {
         // Arrange: a tenant per role so one role's writes cannot affect another's checks.
         let owner = new_client();
         let t = app.signup(&owner, &format!("rr-{}", role.as_str())).await;
-        let (_victim_client, victim, _) = member(&app, &t, Role::Sales).await;
-        let mail = put_mail(&app, &t, "route test");
-        let (aid, cid, iid, fid) = seed_account_records(&app, &t);
-        let b = seed_billing_records(&app, &t, aid);
-        let (tid, ppid, polid) = seed_collections_records(&app, &t, aid);
-        let crm = seed_crm_records(&app, &t);
-        let pmid = crate::billing::one(&app, &t, &format!("INSERT INTO payment_methods (account_id, gateway, token, brand, last4) VALUES ({aid}, 'sandbox', 'tok_sandbox_ok_00', 'Visa', '4242') RETURNING id"));
+        let ids = RouteIds::seed(&app, &t).await;
         let client = if role == Role::Owner {
             owner
         } else {
             member(&app, &t, role).await.0
         };
         for route in arbor::web::routes::TENANT_ROUTES {
-            let path = format!("/t/{}{}", t.slug, route.path)
-                .replace("{id}", &mail.to_string())
-                .replace("{oid}", &mail.to_string())
-                .replace("{crmid}", &crm.0.to_string())
-                .replace("{eid}", &crm.1.to_string())
-                .replace("{wid}", &crm.2.to_string())
-                .replace("{uid}", &victim.to_string())
-                .replace("{aid}", &aid.to_string())
-                .replace("{cid}", &cid.to_string())
-                .replace("{iid}", &iid.to_string())
-                .replace("{fid}", &fid.to_string())
-                .replace("{pid}", &b.product.to_string())
-                .replace("{prid}", &b.price.to_string())
-                .replace("{sid}", &b.subscription.to_string())
-                .replace("{inv}", &b.invoice.to_string())
-                .replace("{lid}", &b.line.to_string())
-                .replace("{run}", &b.run.to_string())
-                .replace("{pay}", &b.payment.to_string())
-                .replace("{rid}", &b.remittance.to_string())
-                .replace("{tid}", &tid.to_string())
-                .replace("{ppid}", &ppid.to_string())
-                .replace("{polid}", &polid.to_string())
-                .replace("{pmid}", &pmid.to_string())
-                .replace("{op}", "auto_off")
-                .replace("{kind}", "general");
+            let path = ids.fill(&t, route.path);
             // Act
             let resp = if route.method == "get" {
                 app.get(&client, &path).await
@@ -119,6 +89,75 @@ async fn navigation_hides_what_the_role_cannot_do() {
         !page.contains("Send invitation"),
         "read-only role sees no invite form"
     );
+}
+
+/// One record of every kind a tenant route can name, so each `{placeholder}` resolves.
+pub struct RouteIds {
+    mail: i64,
+    victim: i64,
+    account: (i64, i64, i64, i64),
+    billing: BillingIds,
+    collections: (i64, i64, i64),
+    crm: (i64, i64, i64),
+    payment_method: i64,
+}
+
+impl RouteIds {
+    pub async fn seed(app: &TestApp, t: &TestTenant) -> Self {
+        let (_victim_client, victim, _) = member(app, t, Role::Sales).await;
+        let mail = put_mail(app, t, "route test");
+        let account = seed_account_records(app, t);
+        let aid = account.0;
+        let billing = seed_billing_records(app, t, aid);
+        let collections = seed_collections_records(app, t, aid);
+        let crm = seed_crm_records(app, t);
+        let payment_method = crate::billing::one(app, t, &format!("INSERT INTO payment_methods (account_id, gateway, token, brand, last4) VALUES ({aid}, 'sandbox', 'tok_sandbox_ok_00', 'Visa', '4242') RETURNING id"));
+        Self {
+            mail,
+            victim,
+            account,
+            billing,
+            collections,
+            crm,
+            payment_method,
+        }
+    }
+
+    pub fn account_id(&self) -> i64 {
+        self.account.0
+    }
+
+    /// `/t/<slug><route>` with every placeholder replaced by this tenant's record.
+    pub fn fill(&self, t: &TestTenant, route: &str) -> String {
+        let (aid, cid, iid, fid) = self.account;
+        let (tid, ppid, polid) = self.collections;
+        let b = &self.billing;
+        format!("/t/{}{}", t.slug, route)
+            .replace("{id}", &self.mail.to_string())
+            .replace("{oid}", &self.mail.to_string())
+            .replace("{crmid}", &self.crm.0.to_string())
+            .replace("{eid}", &self.crm.1.to_string())
+            .replace("{wid}", &self.crm.2.to_string())
+            .replace("{uid}", &self.victim.to_string())
+            .replace("{aid}", &aid.to_string())
+            .replace("{cid}", &cid.to_string())
+            .replace("{iid}", &iid.to_string())
+            .replace("{fid}", &fid.to_string())
+            .replace("{pid}", &b.product.to_string())
+            .replace("{prid}", &b.price.to_string())
+            .replace("{sid}", &b.subscription.to_string())
+            .replace("{inv}", &b.invoice.to_string())
+            .replace("{lid}", &b.line.to_string())
+            .replace("{run}", &b.run.to_string())
+            .replace("{pay}", &b.payment.to_string())
+            .replace("{rid}", &b.remittance.to_string())
+            .replace("{tid}", &tid.to_string())
+            .replace("{ppid}", &ppid.to_string())
+            .replace("{polid}", &polid.to_string())
+            .replace("{pmid}", &self.payment_method.to_string())
+            .replace("{op}", "auto_off")
+            .replace("{kind}", "general")
+    }
 }
 
 /// An account with a contact, an import and a custom field, for routes that name them.

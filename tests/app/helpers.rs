@@ -130,8 +130,17 @@ impl TestApp {
     }
 
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
-        init_tracing();
         let (db_url, db_name) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+        Self::spawn_on(db_url, db_name, customize).await
+    }
+
+    /// The app on an existing database (a second instance, or another PostgreSQL server).
+    pub async fn spawn_on(
+        db_url: String,
+        db_name: String,
+        customize: impl FnOnce(&mut Config),
+    ) -> Self {
+        init_tracing();
         let mut config = test_config(&db_url);
         customize(&mut config);
         let app = Application::build(config)

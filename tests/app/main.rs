@@ -15,6 +15,7 @@ mod crm;
 mod csrf;
 mod dunning;
 mod email;
+mod faults;
 mod health;
 mod helpers;
 mod invoices;

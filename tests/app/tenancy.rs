@@ -5,7 +5,10 @@ use arbor::{
 };
 use diesel::{sql_types::Text, QueryableByName, RunQueryDsl};
 
-use crate::helpers::{new_client, TestApp, TestTenant};
+use crate::{
+    access::RouteIds,
+    helpers::{new_client, TestApp, TestTenant},
+};
 
 fn mail(subject: &str) -> serde_json::Value {
     serde_json::to_value(OutgoingEmail {
@@ -165,4 +168,93 @@ async fn the_sent_mail_page_lists_only_this_tenants_mail() {
         .unwrap();
     assert!(partial.contains("id=\"mail\""));
     assert!(!partial.contains("<html"));
+}
+
+/// Everything tenant B holds, as one comparable figure per table (and the audit log, which
+/// every write touches).
+fn footprint(app: &TestApp, t: &TestTenant) -> Vec<i64> {
+    [
+        "audit_log",
+        "accounts",
+        "contacts",
+        "invoices",
+        "invoice_lines",
+        "payments",
+        "subscriptions",
+        "products",
+        "collections_tasks",
+        "crm_connectors",
+        "webhook_endpoints",
+    ]
+    .iter()
+    .map(|table| crate::billing::one(app, t, &format!("SELECT count(*) AS id FROM {table}")))
+    .collect()
+}
+
+#[tokio::test]
+async fn every_route_with_tenant_b_ids_answers_a_member_of_tenant_a_with_404_and_changes_nothing() {
+    // Arrange: B holds one record of every kind a route can name; Alice belongs to A only.
+    let app = TestApp::spawn().await;
+    let alice = new_client();
+    let a = app.signup(&alice, "iso-a").await;
+    let bob = new_client();
+    let b = app.signup(&bob, "iso-b").await;
+    let ids = RouteIds::seed(&app, &b).await;
+    let before = footprint(&app, &b);
+    let a_key = crate::api::create_key(&app, &alice, &a, "write").await;
+
+    // Act / Assert: every route of the router, B's slug, B's ids.
+    for route in arbor::web::routes::TENANT_ROUTES {
+        let path = ids.fill(&b, route.path);
+        let resp = if route.method == "get" {
+            app.get(&alice, &path).await
+        } else {
+            app.post_form(&alice, &path, &[("legal_name", "Hijack"), ("amount", "1")])
+                .await
+        };
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 404, "{} {path}", route.method);
+        for secret in [
+            "Route Test Ltd",
+            "Route Contact",
+            "route test",
+            "Route product",
+        ] {
+            assert!(
+                !body.contains(secret),
+                "{} {path} leaks {secret}",
+                route.method
+            );
+        }
+    }
+    // The API is scoped by key: A's key never reaches B's rows, whatever id it names.
+    let b_account = ids.account_id().to_string();
+    let api = reqwest::Client::new();
+    for route in arbor::web::routes::API_ROUTES
+        .iter()
+        .filter(|r| r.path.contains("{id}"))
+    {
+        let url = app.url(&route.path.replace("{id}", &b_account));
+        let resp = if route.method == "get" {
+            api.get(url).bearer_auth(&a_key).send().await.unwrap()
+        } else {
+            api.post(url)
+                .bearer_auth(&a_key)
+                .json(&serde_json::json!({"name": "Hijack", "email": "x@y.example"}))
+                .send()
+                .await
+                .unwrap()
+        };
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status == 404 || status == 422,
+            "{} {} gave {status}",
+            route.method,
+            route.path
+        );
+        assert!(!body.contains("Route Test Ltd"), "{} leaks", route.path);
+    }
+    assert_eq!(footprint(&app, &b), before, "nothing of B changed");
 }
