@@ -253,9 +253,12 @@ impl Browser {
         )
     }
 
-    /// Closes the window; the screenshots go when the test got this far.
+    /// Closes the window; the screenshots go when the test got this far (unless
+    /// `ARBOR_KEEP_SCREENSHOTS` is set, to look at the pages of a passing run).
     pub async fn finish(self) {
         let _ = self.client.close().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("ARBOR_KEEP_SCREENSHOTS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
