@@ -7,7 +7,8 @@
 //!   vendor's signature scheme, or the Salesforce organization id), then every event in it is
 //!   stored raw in `crm_inbox` keyed by the vendor's event id before anything else happens: a
 //!   duplicate or replay only counts as one, and the answer comes back at once.
-//! - Processing is a job per event. Events about one CRM record apply in order: one older
+//! - Processing is a job per event; a worker takes a burst of them together (`batch`), each
+//!   event in its own savepoint of one transaction. Events about one CRM record apply in order: one older
 //!   than what was already applied is ignored, and a change to a deal not yet created waits
 //!   (retried) and is held once it has waited too long.
 //! - The connector's field mapping turns the CRM document into Arbor's account, contact and
@@ -15,11 +16,12 @@
 //!   is ambiguous, is held with the reasons. Fixing the mapping (or the CRM) and replaying
 //!   applies it.
 //! - Effects go through the same services as the forms (duplicate detection, validation,
-//!   audit with the connector as actor) in one transaction per event.
+//!   audit with the connector as actor), all or nothing per event.
 //! - Back to the CRM and to any webhook subscriber: business events (invoice finalized, paid,
 //!   overdue, payment failed...) fan out through the outbox in the transaction that raised
 //!   them, signed, retried and logged (`outbound`).
 
+pub mod batch;
 pub mod handlers;
 pub mod hubspot_api;
 pub mod mapping;

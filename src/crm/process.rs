@@ -1,11 +1,12 @@
-//! Processing one inbox event (job `crm.process`): ordering, mapping, and the effects.
+//! Processing one inbox event (job `crm.process`, run in bursts by `batch`): ordering,
+//! mapping, and the effects.
 //!
-//! Each event is applied in one transaction under a row lock on its inbox row. The effects of
+//! Each event is applied in its own savepoint under a row lock on its inbox row. The effects of
 //! a won deal run inside a savepoint: a hold (a missing field, an ambiguous account, a price
 //! that does not fit) rolls back whatever the deal had already written, so a held deal
 //! changes nothing until it is replayed.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use diesel::{Connection, PgConnection};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -29,7 +30,6 @@ use crate::{
     db::{self, scope::TenantSchema},
     error::{AppError, AppResult, FieldErrors},
     invoicing::email::Links,
-    jobs::{queue, JobFailure},
     subscriptions::domain::SubscriptionInput,
     web::AppState,
 };
@@ -852,72 +852,9 @@ fn update_account(
 }
 
 /// Handler of `crm.process` jobs.
-pub async fn run_job(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> {
-    let tenant_id = job
-        .tenant_id
-        .ok_or_else(|| JobFailure::permanent("CRM job without tenant"))?;
-    let inbox_id = job
-        .payload
-        .get("inbox_id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| JobFailure::permanent("CRM job without inbox_id"))?;
-    let schema_name = db::run(&state.pool, move |c| {
-        crate::tenants::repo::schema_of(c, tenant_id)
-    })
-    .await?
-    .ok_or_else(|| JobFailure::permanent("tenant no longer exists"))?;
-    let schema = TenantSchema::parse(&schema_name).map_err(JobFailure::permanent)?;
-    let last_try = job.attempts >= job.max_attempts;
-    let doc = match fetch_document(state, &schema, inbox_id).await {
-        Ok(d) => d,
-        Err(super::hubspot_api::FetchError::Retry(m)) => return Err(JobFailure::retry(m)),
-        Err(super::hubspot_api::FetchError::Hold(m)) => {
-            let s = schema.clone();
-            db::run(&state.pool, move |c| {
-                db::scope::in_tenant(c, &s, |c| {
-                    let row = repo::lock_inbox_row(c, inbox_id)?;
-                    if row.status == "received" {
-                        repo::finish(c, inbox_id, "held", Some(&m), None, None)?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
-            return Ok(());
-        }
-    };
-    let s = schema.clone();
-    let st = state.clone();
-    let outcome = db::run(&state.pool, move |c| {
-        db::scope::in_tenant(c, &s, |c| {
-            let slug = crate::tenants::repo::slug_of(c, tenant_id)?.unwrap_or_default();
-            let links = crate::invoicing::billrun::links_for(&st, tenant_id, &slug);
-            process_with(c, inbox_id, Utc::now().date_naive(), doc, Some(&links))
-        })
-    })
-    .await;
-    match outcome {
-        Ok(Some(Outcome::Wait(reason))) => Err(JobFailure::retry(reason)),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let message = format!("{e:?}");
-            if last_try {
-                let m = message.clone();
-                db::run(&state.pool, move |c| {
-                    db::scope::in_tenant(c, &schema, |c| {
-                        repo::finish(c, inbox_id, "failed", Some(&m), None, None)
-                    })
-                })
-                .await?;
-            }
-            Err(JobFailure::retry(message))
-        }
-    }
-}
-
 /// The document of a won HubSpot deal, read from the HubSpot API when the connector has an
 /// access token (the webhook carries only the changed property); `None` for everything else.
-async fn fetch_document(
+pub(super) async fn fetch_document(
     state: &AppState,
     schema: &TenantSchema,
     inbox_id: i64,

@@ -184,26 +184,26 @@ pub async fn receive(
     if body.len() > MAX_BODY {
         return Ok(HttpResponse::PayloadTooLarge().json(json!({ "error": "body too large" })));
     }
-    let found = db::run(&state.pool, move |c| tenants::find_id_by_slug(c, &slug)).await?;
-    let Some((tenant_id, schema_name)) = found else {
-        return Err(AppError::NotFound);
-    };
-    let schema =
-        TenantSchema::parse(&schema_name).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
     let key = state.config.secret_key.clone();
-    let s = schema.clone();
     let t = token.clone();
+    // The tenant and its connector in one trip to the database: this path takes bursts.
     let found = db::run(&state.pool, move |c| {
-        db::scope::in_tenant(c, &s, |c| {
+        let Some((tenant_id, schema_name)) = tenants::find_id_by_slug(c, &slug)? else {
+            return Ok(None);
+        };
+        let schema = TenantSchema::parse(&schema_name)
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        let found = db::scope::in_tenant(c, &schema, |c| {
             let Some(conn) = repo::by_token(c, &t)? else {
                 return Ok(None);
             };
             let secret = super::handlers::open_optional(&key, conn.secret_sealed.as_deref())?;
             Ok(Some((conn, secret)))
-        })
+        })?;
+        Ok(found.map(|(conn, secret)| (tenant_id, schema, conn, secret)))
     })
     .await?;
-    let Some((connector, secret)) = found else {
+    let Some((tenant_id, schema, connector, secret)) = found else {
         return Err(AppError::NotFound);
     };
     if connector.status != "active" {

@@ -176,16 +176,37 @@ pub fn requeue_stale(conn: &mut PgConnection, lease: Duration) -> AppResult<usiz
     .execute(conn)?)
 }
 
-/// A running job's heartbeat: its worker is alive, so its lease starts again.
-pub fn touch(conn: &mut PgConnection, job_id: i64, worker: &str) -> AppResult<bool> {
-    let n = diesel::sql_query(
-        "UPDATE control.jobs SET locked_at = now() \
-         WHERE id = $1 AND status = 'running' AND locked_by = $2",
+/// The heartbeat of a worker: every job it is running (a batch leader and its companions)
+/// starts its lease again.
+pub fn touch(conn: &mut PgConnection, worker: &str) -> AppResult<usize> {
+    Ok(diesel::sql_query(
+        "UPDATE control.jobs SET locked_at = now() WHERE status = 'running' AND locked_by = $1",
     )
-    .bind::<BigInt, _>(job_id)
-    .bind::<diesel::sql_types::Text, _>(worker)
-    .execute(conn)?;
-    Ok(n == 1)
+    .bind::<Text, _>(worker)
+    .execute(conn)?)
+}
+
+/// Claims up to `limit` more due jobs of the leader's kind and tenant for the leader's worker,
+/// for handlers that process a burst together. Each keeps its own attempts and outcome.
+pub fn claim_companions(conn: &mut PgConnection, leader: &Job, limit: i64) -> AppResult<Vec<Job>> {
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::sql_query(
+        "UPDATE control.jobs j SET status = 'running', locked_at = now(), attempts = j.attempts + 1, \
+                locked_by = (SELECT locked_by FROM control.jobs WHERE id = $1) \
+         WHERE j.id IN ( \
+            SELECT id FROM control.jobs \
+            WHERE status = 'queued' AND run_at <= now() AND kind = $2 AND tenant_id = $3 AND id <> $1 \
+            ORDER BY run_at, id \
+            FOR UPDATE SKIP LOCKED LIMIT $4) \
+         RETURNING j.id, j.tenant_id, j.kind, j.payload, j.attempts, j.max_attempts",
+    )
+    .bind::<BigInt, _>(leader.id)
+    .bind::<Text, _>(&leader.kind)
+    .bind::<Nullable<BigInt>, _>(leader.tenant_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
 }
 
 /// Puts a dead job back in the queue for another round of attempts (manual replay).

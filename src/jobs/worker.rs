@@ -124,7 +124,7 @@ pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant_id = job.tenant_id, attempt = job.attempts);
     // Instrumented, not entered: a guard held across an await can be dropped on another
     // thread, which corrupts the span stack (tracing-subscriber panics on it under load).
-    let beat = tokio::spawn(heartbeat(state.clone(), job.id, worker.to_owned()));
+    let beat = tokio::spawn(heartbeat(state.clone(), worker.to_owned()));
     let result = tracing::Instrument::instrument(dispatch(state, &job), span).await;
     beat.abort();
     match result {
@@ -150,15 +150,16 @@ pub async fn run_one(state: &AppState, worker: &str, only_tenant: Option<i64>) -
     Ok(true)
 }
 
-/// Keeps a running job's lease fresh for as long as its worker is alive, so a long job (a big
-/// bill run) is never taken over while a killed worker's job is taken over within one lease.
-async fn heartbeat(state: AppState, job_id: i64, worker: String) {
+/// Keeps the leases of a worker's running jobs fresh for as long as the worker is alive, so a
+/// long job (a big bill run) is never taken over while a killed worker's jobs are taken over
+/// within one lease.
+async fn heartbeat(state: AppState, worker: String) {
     let every = state.config.job_lease / 3;
     loop {
         tokio::time::sleep(every).await;
         let w = worker.clone();
-        if let Err(e) = db::run(&state.pool, move |c| queue::touch(c, job_id, &w)).await {
-            tracing::warn!(job = job_id, error = ?e, "job heartbeat failed");
+        if let Err(e) = db::run(&state.pool, move |c| queue::touch(c, &w)).await {
+            tracing::warn!(worker = %worker, error = ?e, "job heartbeat failed");
         }
     }
 }
@@ -182,7 +183,7 @@ async fn dispatch(state: &AppState, job: &queue::Job) -> Result<(), JobFailure> 
         kinds::PAYMENT_CHARGE => crate::payments::charge::run_job(state, job).await,
         kinds::DUNNING_RUN => crate::dunning::engine::run_job(state, job).await,
         kinds::LEDGER_RECOGNIZE => crate::ledger::revenue::run_job(state, job).await,
-        kinds::CRM_PROCESS => crate::crm::process::run_job(state, job).await,
+        kinds::CRM_PROCESS => crate::crm::batch::run_job(state, job).await,
         other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
     }
 }

@@ -1119,3 +1119,60 @@ async fn an_oversized_or_unknown_hook_request_is_refused_and_stores_nothing() {
     );
     assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM crm_inbox"), 0);
 }
+
+#[tokio::test]
+async fn a_burst_of_events_is_applied_by_one_worker_pass_and_a_bad_one_spoils_nothing() {
+    // Arrange: 12 won deals queued, the seventh without a currency.
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "burst").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    for i in 0..12 {
+        let mut body = deal(
+            &format!("evt-b{i}"),
+            &format!("D-b{i}"),
+            &format!("Burst {i} Gmbh"),
+        );
+        if i == 6 {
+            body["data"]["object"]["currency"] = Value::Null;
+        }
+        assert_eq!(post_event(&app, &crm, &body.to_string()).await.0, 200);
+    }
+
+    // Act: one claim by one worker.
+    let ran = arbor::jobs::worker::run_one(&app.state, "burst-worker", Some(t.id))
+        .await
+        .unwrap();
+
+    // Assert: every event was settled in that pass; the bad one is held, the others applied,
+    // and no job is left running or queued.
+    assert!(ran);
+    let rows = inbox(&app, &t);
+    assert_eq!(
+        rows.iter().filter(|r| r.starts_with("applied")).count(),
+        11,
+        "{rows:?}"
+    );
+    assert!(rows[6].starts_with("held"), "{rows:?}");
+    assert_eq!(
+        one(&app, &t, "SELECT count(*) AS id FROM subscriptions"),
+        11
+    );
+    let mut c = app.conn();
+    let open: i64 = diesel::RunQueryDsl::get_result::<Count>(
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM control.jobs WHERE tenant_id = {} AND kind = 'crm.process' AND status <> 'done'",
+            t.id
+        )),
+        &mut c,
+    )
+    .unwrap()
+    .n;
+    assert_eq!(open, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

@@ -5,6 +5,7 @@
 //! left after a run is exactly the failing tests' pages (kept as CI artifacts).
 
 use std::{
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -33,7 +34,10 @@ impl Driver {
             "Chromium and chromedriver are required (apt-get install chromium chromium-driver; .ci/run does it)"
         );
         let port = free_port();
+        // Its own process group, so that the browsers it starts die with it even when a
+        // failing test never closes its session.
         let child = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -85,6 +89,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
