@@ -91,14 +91,24 @@ pub fn actor_for(c: &Connector) -> Actor {
     }
 }
 
-/// The document the mapping reads: the event's fields, under the object's name when the
-/// vendor sends flat records (so one mapping covers deal, company and contact paths).
+/// The document the mapping reads. One mapping covers deals, companies and contacts, so a
+/// record arrives under the name its paths use: a deal as the vendor sends it (the generic
+/// webhook nests its company and contact), a company or contact under `company`/`contact`
+/// (`Account`/`Contact` at Salesforce) unless the sender nested it already.
 pub fn document(c: &Connector, e: &InboundEvent) -> Value {
-    match c.kind.as_str() {
-        "generic" => Value::Object(e.fields.clone()),
-        "salesforce" => json!({ "Opportunity": Value::Object(e.fields.clone()) }),
-        _ => json!({ "deal": Value::Object(e.fields.clone()) }),
+    let fields = Value::Object(e.fields.clone());
+    let key = match (c.kind.as_str(), e.object_type.as_str()) {
+        ("generic", "deal") => return fields,
+        ("salesforce", "deal") => "Opportunity",
+        ("salesforce", "company") => "Account",
+        ("salesforce", "contact") => "Contact",
+        (_, "deal") => "deal",
+        (_, other) => other,
+    };
+    if c.kind == "generic" && e.fields.contains_key(key) {
+        return fields;
     }
+    json!({ key: fields })
 }
 
 /// Applies one event in the caller's transaction.
@@ -200,10 +210,17 @@ pub fn apply(
             ))),
             Some(account_id) => update_account(c, connector, &ev, doc, &actor, account_id),
         },
-        ("contact", _) => Ok(Outcome::Ignored(format!(
-            "Contact changes are not synced; contact {} is kept as created.",
+        ("contact", "deleted") => Ok(Outcome::Ignored(format!(
+            "Contact {} was deleted in the CRM; the contact stays in Arbor (it may be on invoices).",
             ev.object_id
         ))),
+        ("contact", _) => match link.and_then(|l| l.contact_id) {
+            None => Ok(Outcome::Ignored(format!(
+                "Contact {} is not in Arbor (contacts arrive with a won deal).",
+                ev.object_id
+            ))),
+            Some(contact_id) => update_contact(c, connector, &ev, doc, &actor, contact_id),
+        },
         (t, ch) => Ok(Outcome::Ignored(format!("Nothing to do for {t} {ch}."))),
     }
 }
@@ -851,7 +868,116 @@ fn update_account(
     ))
 }
 
-/// Handler of `crm.process` jobs.
+/// A CRM contact change: the mapped name, email and phone are written to the linked contact
+/// (validated like the form; an invalid value holds the event with the reason).
+fn update_contact(
+    c: &mut PgConnection,
+    connector: &Connector,
+    ev: &InboundEvent,
+    doc: &Value,
+    actor: &Actor,
+    contact_id: i64,
+) -> AppResult<Outcome> {
+    let rows: Vec<mapping::PreviewRow> = mapping::preview(&connector.spec(), doc)
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.code.as_str(),
+                "contact.name" | "contact.email" | "contact.phone"
+            )
+        })
+        .collect();
+    // A value the CRM sent that the mapping refuses holds the event: dropping it silently
+    // would leave the two systems disagreeing without anyone knowing.
+    let refused: Vec<String> = rows
+        .iter()
+        .filter(|r| r.raw.as_deref().is_some_and(|v| !v.is_empty()))
+        .filter_map(|r| r.problem.as_ref().map(|p| format!("{}: {p}", r.label)))
+        .collect();
+    if !refused.is_empty() {
+        return Ok(Outcome::Held(
+            format!("The contact change is not valid: {}", refused.join(" ")),
+            None,
+        ));
+    }
+    let changes: Vec<(String, String)> = rows
+        .into_iter()
+        .filter(|r| r.problem.is_none())
+        .filter_map(|r| {
+            r.mapped
+                .map(|v| (r.code.trim_start_matches("contact.").to_owned(), v))
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let Some(contact) = contacts::get(c, contact_id)? else {
+        return Ok(Outcome::Ignored(
+            "The linked contact no longer exists.".into(),
+        ));
+    };
+    let before = contact.data();
+    let mut pairs = vec![
+        ("name".to_owned(), before.name.clone()),
+        ("email".to_owned(), before.email.clone().unwrap_or_default()),
+        ("phone".to_owned(), before.phone.clone().unwrap_or_default()),
+        (
+            "job_title".to_owned(),
+            before.job_title.clone().unwrap_or_default(),
+        ),
+        ("roles".to_owned(), before.roles.join(";")),
+        ("status".to_owned(), before.status.clone()),
+    ];
+    for (flag, on) in [
+        ("receives_invoices", before.receives_invoices),
+        ("receives_reminders", before.receives_reminders),
+    ] {
+        if on {
+            pairs.push((flag.to_owned(), "on".to_owned()));
+        }
+    }
+    for (k, v) in &changes {
+        if let Some(p) = pairs.iter_mut().find(|(n, _)| n == k) {
+            p.1 = v.clone();
+        }
+    }
+    let mut errors = FieldErrors::default();
+    let Some(after) = ContactData::parse(&Fields::from_pairs(pairs), &mut errors) else {
+        return Ok(Outcome::Held(
+            format!("The contact change is not valid: {}", errors_text(&errors)),
+            None,
+        ));
+    };
+    if after == before {
+        return Ok(Outcome::Ignored("No mapped contact field changed.".into()));
+    }
+    if !contacts::update(c, contact_id, contact.version, &after)? {
+        return Ok(Outcome::Wait(
+            "The contact changed at the same time; trying again.".into(),
+        ));
+    }
+    audit::record(
+        c,
+        actor,
+        &Entry::new("contact.updated", "contact", contact_id)
+            .before(before.audit_json())
+            .after(after.audit_json()),
+    )?;
+    repo::put_link(
+        c,
+        &NewLink {
+            connector_id: connector.id,
+            object_type: "contact",
+            crm_id: &ev.object_id,
+            contact_id: Some(contact_id),
+            sequence: ev.sequence,
+            occurred_at: ev.occurred_at,
+            ..NewLink::default()
+        },
+    )?;
+    Ok(Outcome::Applied(
+        json!({ "contact_id": contact_id, "fields_changed": changes.len() }),
+    ))
+}
+
 /// The document of a won HubSpot deal, read from the HubSpot API when the connector has an
 /// access token (the webhook carries only the changed property); `None` for everything else.
 pub(super) async fn fetch_document(

@@ -1176,3 +1176,67 @@ struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
 }
+
+#[tokio::test]
+async fn company_and_contact_changes_in_the_crm_update_the_linked_account_and_contact() {
+    // Arrange: a won deal made the account (company C-D-9) and its contact (P-3).
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "sync").await;
+    let crm = generic_connector(&app, &owner, &t, None).await;
+    post_event(&app, &crm, &deal("evt-s1", "D-9", "Sync Ltd").to_string()).await;
+    drain(&app, &t).await;
+    let change = |id: &str, kind: &str, object: Value| {
+        json!({ "id": id, "type": kind, "data": { "object": object } }).to_string()
+    };
+
+    // Act: the company is renamed, the contact changes email, then a bad email arrives.
+    for body in [
+        change(
+            "evt-s2",
+            "company.updated",
+            json!({ "id": "C-D-9", "name": "Sync Holdings Ltd" }),
+        ),
+        change(
+            "evt-s3",
+            "contact.updated",
+            json!({ "id": "P-3", "name": "Ana Ruiz-Lopez", "email": "ana.lopez@acme.example" }),
+        ),
+        change(
+            "evt-s4",
+            "contact.updated",
+            json!({ "id": "P-3", "email": "not an email" }),
+        ),
+        change(
+            "evt-s5",
+            "contact.updated",
+            json!({ "id": "P-404", "email": "x@y.example" }),
+        ),
+    ] {
+        assert_eq!(post_event(&app, &crm, &body).await.0, 200);
+    }
+    drain(&app, &t).await;
+
+    // Assert
+    let rows = inbox(&app, &t);
+    assert!(rows[1].starts_with("applied"), "{rows:?}");
+    assert!(rows[2].starts_with("applied"), "{rows:?}");
+    assert!(
+        rows[3].starts_with("held: The contact change is not valid"),
+        "{rows:?}"
+    );
+    assert!(rows[4].starts_with("ignored"), "{rows:?}");
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT count(*) AS id FROM accounts WHERE legal_name = 'Sync Holdings Ltd'"
+        ),
+        1
+    );
+    assert_eq!(
+        one(&app, &t, "SELECT count(*) AS id FROM contacts WHERE name = 'Ana Ruiz-Lopez' AND email = 'ana.lopez@acme.example'"),
+        1
+    );
+    assert!(crate::helpers::audit_actions(&app, &t).contains(&"contact.updated".to_owned()));
+}
