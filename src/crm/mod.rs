@@ -29,6 +29,7 @@ pub mod outbound;
 pub mod process;
 pub mod receive;
 pub mod repo;
+pub mod updates;
 pub mod vendors;
 
 /// The connector kinds.
