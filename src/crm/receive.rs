@@ -178,12 +178,18 @@ pub async fn receive(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> AppResult<HttpResponse> {
+    // Read here rather than through the `Bytes` extractor, whose default 256 KB limit would
+    // refuse the 1 MB a Salesforce message may carry.
+    let body = match crate::web::body::read(&req, payload, MAX_BODY).await {
+        Ok(b) => b,
+        Err(AppError::PayloadTooLarge(m)) => {
+            return Ok(HttpResponse::PayloadTooLarge().json(json!({ "error": m })))
+        }
+        Err(e) => return Err(e),
+    };
     let (slug, token) = path.into_inner();
-    if body.len() > MAX_BODY {
-        return Ok(HttpResponse::PayloadTooLarge().json(json!({ "error": "body too large" })));
-    }
     let found = db::run(&state.pool, move |c| tenants::find_id_by_slug(c, &slug)).await?;
     let Some((tenant_id, schema_name)) = found else {
         return Err(AppError::NotFound);
