@@ -31,8 +31,9 @@ pub enum AppError {
     Validation(FieldErrors),
     #[error("{0}")]
     Conflict(String),
+    /// The body is over the endpoint's limit; the message names the limit (see `web::body`).
     #[error("request body too large")]
-    PayloadTooLarge,
+    PayloadTooLarge(String),
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("unexpected error")]
@@ -146,7 +147,7 @@ impl ResponseError for AppError {
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -176,7 +177,7 @@ impl ResponseError for AppError {
             Self::Csrf => ("Form expired", "This form has expired or did not come from this site. Reload the page and try again."),
             Self::Validation(_) => ("Please check your input", "Some fields need attention."),
             Self::Conflict(m) => ("Conflict", m.as_str()),
-            Self::PayloadTooLarge => ("Too large", "The request body is larger than this endpoint accepts."),
+            Self::PayloadTooLarge(m) => ("Too large", m.as_str()),
             Self::TooManyRequests => ("Slow down", "Too many attempts from your address. Wait a minute and try again."),
             Self::Unavailable(_) => ("Temporarily unavailable", "Arbor cannot reach its database right now. Nothing was changed; please try again in a moment."),
             Self::Internal(_) | Self::Unauthenticated | Self::MfaEnrollmentRequired => ("Something went wrong", "An unexpected error occurred. It has been logged; please try again."),

@@ -18,6 +18,7 @@ pub mod config;
 pub mod crm;
 pub mod crypto;
 pub mod dashboard;
+pub mod dates;
 pub mod db;
 pub mod demo;
 pub mod dunning;

@@ -3,7 +3,7 @@
 use std::{net::TcpListener, sync::Arc};
 
 use actix_files::Files;
-use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use actix_web::{dev::Server, error, middleware::from_fn, web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::{
@@ -13,7 +13,11 @@ use crate::{
     jobs,
     jobs::worker::Workers,
     web::{
-        csrf::csrf_middleware, headers::security_headers, routes, telemetry::ArborRootSpan,
+        body,
+        csrf::{csrf_middleware, FORM_LIMIT},
+        headers::security_headers,
+        routes,
+        telemetry::ArborRootSpan,
         AppState,
     },
 };
@@ -68,6 +72,21 @@ fn auth_limit(config: &Config) -> anyhow::Result<routes::AuthLimit> {
         .ok_or_else(|| anyhow::anyhow!("invalid rate limit configuration"))
 }
 
+/// A form that cannot be read: too large is 413 like every other oversized body; anything
+/// else is a message next to the form.
+fn form_error(e: error::UrlencodedError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::{PayloadError, UrlencodedError};
+    match e {
+        UrlencodedError::Overflow { limit, .. } => body::too_large(limit).into(),
+        UrlencodedError::Payload(PayloadError::Overflow) => body::too_large(FORM_LIMIT).into(),
+        other => {
+            let mut errors = crate::error::FieldErrors::default();
+            errors.add("form", format!("The form could not be read: {other}"));
+            AppError::Validation(errors).into()
+        }
+    }
+}
+
 impl Application {
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let pool = prepare_database(&config).await?;
@@ -103,12 +122,8 @@ impl Application {
                 .configure(|cfg| routes::auth_routes(cfg, &limit))
                 .app_data(
                     web::FormConfig::default()
-                        .limit(256 * 1024)
-                        .error_handler(|e, _| {
-                            let mut errors = crate::error::FieldErrors::default();
-                            errors.add("form", format!("The form could not be read: {e}"));
-                            AppError::Validation(errors).into()
-                        }),
+                        .limit(FORM_LIMIT)
+                        .error_handler(form_error),
                 )
                 .app_data(
                     web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()),

@@ -19,9 +19,19 @@ use crate::{
     error::{AppError, AppResult},
 };
 
+/// First characters that make a spreadsheet run a cell as a formula.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A formula once any quotes in front of it are taken away. Values that start with quotes
+/// and then a formula character (`'=x`) are quoted too, so [`uncell`] gives them back whole
+/// instead of mistaking their own quote for ours.
+fn needs_quote(v: &str) -> bool {
+    v.trim_start_matches('\'').starts_with(FORMULA_START)
+}
+
 /// Neutralises spreadsheet formulas.
 pub fn cell(v: &str) -> String {
-    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if needs_quote(v) {
         format!("'{v}")
     } else {
         v.to_owned()
@@ -31,9 +41,29 @@ pub fn cell(v: &str) -> String {
 /// Undoes [`cell`] on import.
 pub fn uncell(v: &str) -> &str {
     match v.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest) if needs_quote(rest) => rest,
         _ => v,
     }
+}
+
+/// The line (1-based, as an editor shows it) a CSV record starts on. The reader's position
+/// is where it began looking for the record: just after the previous record's `\r` in a
+/// CRLF file, or before blank lines it skips. Those line breaks are counted here, so a
+/// problem in a spreadsheet's CRLF export names the line the row really is on.
+pub fn record_line(text: &str, position: Option<&csv::Position>, fallback: usize) -> usize {
+    let Some(p) = position else {
+        return fallback;
+    };
+    let start = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+    let skipped = text
+        .as_bytes()
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|b| **b == b'\n')
+        .count();
+    usize::try_from(p.line()).map_or(fallback, |line| line + skipped)
 }
 
 fn csv_response(name: &str, body: Vec<u8>) -> HttpResponse {
@@ -198,5 +228,36 @@ mod tests {
         assert_eq!(uncell(&cell("=SUM(A1)")), "=SUM(A1)");
         assert_eq!(cell("Acme"), "Acme");
         assert_eq!(uncell("'quoted"), "'quoted");
+    }
+
+    #[test]
+    fn values_that_start_with_a_quoted_formula_survive_an_export_and_import() {
+        // Before: "'=x" was written as is and imported as "=x".
+        for v in ["'=x", "''+1", "'", "''", "'-", "=a", "plain", "'quoted"] {
+            assert_eq!(uncell(&cell(v)), v, "{v:?}");
+            assert!(
+                !cell(v).starts_with(FORMULA_START),
+                "{v:?} runs as a formula"
+            );
+        }
+    }
+
+    #[test]
+    fn record_lines_count_the_line_breaks_the_reader_skipped() {
+        let text = "h\r\na\r\n\n\nb\n";
+        let mut r = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let lines: Vec<usize> = r
+            .records()
+            .map(|rec| record_line(text, rec.unwrap().position(), 0))
+            .collect();
+        assert_eq!(lines, [2, 5]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_survives_cell_then_uncell(v in "['=+@ a-]{0,6}\\PC{0,6}") {
+            let written = cell(&v);
+            proptest::prop_assert_eq!(uncell(&written), v.as_str());
+        }
     }
 }

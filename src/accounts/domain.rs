@@ -7,7 +7,11 @@ use chrono::{Datelike, Days, NaiveDate};
 use rust_decimal::Decimal;
 
 pub use super::values::{parse_custom, Address, CustomFieldDef};
-use crate::{error::FieldErrors, money::Currency};
+use crate::{
+    dates,
+    error::FieldErrors,
+    money::{self, Currency},
+};
 
 /// Submitted fields by name: a form body or a CSV row keyed by header.
 #[derive(Debug, Clone, Default)]
@@ -39,26 +43,23 @@ impl Fields {
         self.0.keys().map(String::as_str)
     }
 
-    /// A decimal number, blank as `None`. Accepts thousands separators ("1,250.50").
+    /// A decimal number, blank as `None`. Accepts thousands separators ("1,250.50"); see
+    /// [`money::parse_amount`] for what is refused.
     pub fn decimal(&self, name: &str) -> Result<Option<Decimal>, String> {
-        let raw = self.get(name).replace([',', ' ', '_'], "");
+        let raw = self.get(name);
         if raw.is_empty() {
             return Ok(None);
         }
-        Decimal::from_str(&raw)
-            .map(Some)
-            .map_err(|_| format!("\"{}\" is not a number.", self.get(name)))
+        money::parse_amount(raw).map(Some)
     }
 
-    /// An ISO date (`2026-03-31`), blank as `None`.
+    /// An ISO date (`2026-03-31`), blank as `None`; see [`dates::parse_iso`].
     pub fn date(&self, name: &str) -> Result<Option<NaiveDate>, String> {
         let raw = self.get(name);
         if raw.is_empty() {
             return Ok(None);
         }
-        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| format!("\"{raw}\" is not a date (use YYYY-MM-DD)."))
+        dates::parse_iso(raw).map(Some)
     }
 }
 
@@ -541,5 +542,47 @@ mod tests {
             days: 0,
         };
         assert_eq!(receipt.due_date(d("2026-05-05")), d("2026-05-05"));
+    }
+
+    #[test]
+    fn form_decimals_and_dates_are_refused_rather_than_changed() {
+        let f = fields(&[
+            ("comma", "1,5"),
+            ("places", "3.14159"),
+            ("huge", "1e20"),
+            ("ok", " 1,250.50 "),
+            ("blank", " "),
+            ("far", "-100000-01-01"),
+            ("day", "2026-03-31"),
+        ]);
+        assert!(f.decimal("comma").is_err(), "not fifteen");
+        assert!(f.decimal("places").is_err(), "not 3.1416");
+        assert!(f.decimal("huge").is_err());
+        assert_eq!(f.decimal("ok"), Ok(Some(Decimal::new(125050, 2))));
+        assert_eq!(f.decimal("blank"), Ok(None));
+        assert_eq!(f.decimal("missing"), Ok(None));
+        assert!(f.date("far").is_err(), "PostgreSQL has no year -100000");
+        assert_eq!(f.date("day"), Ok(NaiveDate::from_ymd_opt(2026, 3, 31)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn form_fields_of_any_text_parse_without_panicking(
+            values in proptest::collection::vec("\\PC{0,30}", 12)
+        ) {
+            let names = [
+                "legal_name", "display_name", "account_number", "tax_id", "domain", "crm_ids",
+                "tax_mode", "tax_rate", "currency", "terms_kind", "terms_days", "billing_city",
+            ];
+            let f = Fields::from_pairs(names.iter().map(|n| (*n).to_owned()).zip(values));
+            let mut e = FieldErrors::default();
+            General::parse(&f, &mut e);
+            Terms::parse(&f, "EUR", &mut e);
+            Addresses::parse(&f, &mut e);
+            for n in names {
+                let _ = f.decimal(n);
+                let _ = f.date(n);
+            }
+        }
     }
 }

@@ -106,12 +106,29 @@ pub async fn new_form(
     render_new(&req, &ctx, &state, String::new()).await
 }
 
-/// Reads the uploaded file (at most [`MAX_BYTES`]).
+/// Room for the multipart framing and the small fields sent beside the file.
+const FRAMING_BYTES: usize = 64 * 1024;
+
+/// Reads the uploaded file (at most [`MAX_BYTES`]). A body over the limit is refused with
+/// 413, before reading it when the client announced its length; a missing or empty file is
+/// a message for the form.
 pub(crate) async fn read_upload(
+    req: &HttpRequest,
     mut payload: Multipart,
 ) -> AppResult<Result<(String, Vec<u8>, String), String>> {
+    let too_large = || {
+        AppError::PayloadTooLarge(format!(
+            "The file is larger than {}; split it into smaller files.",
+            crate::web::body::human(MAX_BYTES)
+        ))
+    };
+    if crate::web::body::declared_length(req).is_some_and(|n| n > MAX_BYTES + FRAMING_BYTES) {
+        return Err(too_large());
+    }
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut kind = String::from("accounts");
+    // Across all parts, so many medium parts cannot add up to an unbounded request.
+    let mut total = 0usize;
     while let Some(item) = payload.next().await {
         let mut field = item.map_err(|e| {
             AppError::Validation(crate::error::FieldErrors(vec![(
@@ -130,11 +147,9 @@ pub(crate) async fn read_upload(
         let mut buf = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-            if buf.len() + chunk.len() > MAX_BYTES {
-                return Ok(Err(format!(
-                    "The file is larger than {} MB; split it.",
-                    MAX_BYTES / 1024 / 1024
-                )));
+            total += chunk.len();
+            if buf.len() + chunk.len() > MAX_BYTES || total > MAX_BYTES + FRAMING_BYTES {
+                return Err(too_large());
             }
             buf.extend_from_slice(&chunk);
         }
@@ -150,6 +165,18 @@ pub(crate) async fn read_upload(
         .ok_or_else(|| "Choose a CSV file to upload.".to_owned()))
 }
 
+/// An uploaded CSV file as text: UTF-8 (a spreadsheet's byte-order mark dropped), or the
+/// message telling how to save it.
+pub(crate) fn csv_text(bytes: Vec<u8>) -> Result<String, String> {
+    let text = String::from_utf8(bytes).map_err(|_| {
+        "The file is not UTF-8 text. Save it as \"CSV UTF-8\" and try again.".to_owned()
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
+}
+
 pub use super::import_job::run_job;
 
 pub async fn upload(
@@ -158,20 +185,14 @@ pub async fn upload(
     state: web::Data<AppState>,
     payload: Multipart,
 ) -> AppResult<HttpResponse> {
-    let (filename, bytes, kind) = match read_upload(payload).await? {
+    let (filename, bytes, kind) = match read_upload(&req, payload).await? {
         Ok(f) => f,
         Err(e) => return render_new(&req, &ctx, &state, e).await,
     };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return render_new(
-            &req,
-            &ctx,
-            &state,
-            "The file is not UTF-8 text. Save it as \"CSV UTF-8\" and try again.".into(),
-        )
-        .await;
+    let content = match csv_text(bytes) {
+        Ok(text) => text,
+        Err(e) => return render_new(&req, &ctx, &state, e).await,
     };
-    let content = text.trim_start_matches('\u{feff}').to_owned();
     let total = i32::try_from(import_rows::count_rows(&content)).unwrap_or(i32::MAX);
     if total == 0 {
         return render_new(&req, &ctx, &state, "The file has no data rows.".into()).await;

@@ -8,7 +8,7 @@ use diesel::PgConnection;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    csv_io::uncell,
+    csv_io::{record_line, uncell},
     dedupe::{Candidate, Index},
     domain::{parse_custom, Addresses, Fields, General, Terms, TERMS_FIELDS},
     repo, service,
@@ -183,11 +183,11 @@ pub fn each_row(
                 .push(format!("The file has more than {MAX_ROWS} rows; split it."));
             break;
         }
-        let line = record
-            .as_ref()
-            .ok()
-            .and_then(|r| r.position().map(|p| p.line()))
-            .unwrap_or(i as u64 + 2);
+        let position = match &record {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        let line = record_line(content, position, i + 2) as u64;
         report.rows += 1;
         let record = match record {
             Ok(r) => r,
@@ -408,3 +408,7 @@ fn apply_row(
         RowOutcome::CreatedDuplicate(labels)
     })
 }
+
+#[cfg(test)]
+#[path = "import_rows_tests.rs"]
+mod tests;

@@ -3,7 +3,6 @@
 
 use std::{collections::BTreeMap, str::FromStr};
 
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +111,7 @@ impl CustomFieldDef {
             "number" => Decimal::from_str(v)
                 .map(|d| Some(d.normalize().to_string()))
                 .map_err(|_| "Enter a number, e.g. 1250 or 12.5.".into()),
-            "date" => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            "date" => crate::dates::parse_iso(v)
                 .map(|d| Some(d.to_string()))
                 .map_err(|_| "Enter a date as YYYY-MM-DD.".into()),
             "choice" => self

@@ -179,9 +179,10 @@ pub async fn create(
     req: HttpRequest,
     ctx: ApiCtx,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     ctx.require_write()?;
+    let body = crate::web::body::read(&req, payload, super::MAX_BODY).await?;
     let f = fields_of(&body)?;
     let members = members(&state, ctx.tenant.id).await?;
     let actor = ctx.actor();

@@ -33,6 +33,9 @@ use crate::error::{AppError, FieldErrors};
 
 pub use auth::ApiCtx;
 
+/// Largest JSON body a POST may carry; an object with a few hundred fields fits many times.
+pub const MAX_BODY: usize = 256 * 1024;
+
 /// An API failure, rendered as a JSON error body.
 pub enum ApiError {
     Unauthorized,
@@ -73,6 +76,7 @@ impl ApiError {
             Self::App(AppError::Validation(_)) => "validation",
             Self::App(AppError::Conflict(_)) => "conflict",
             Self::App(AppError::NotFound) => "not_found",
+            Self::App(AppError::PayloadTooLarge(_)) => "payload_too_large",
             Self::App(AppError::Unavailable(_)) => "unavailable",
             Self::App(_) => "internal",
         }
@@ -92,6 +96,7 @@ impl ApiError {
             }
             Self::App(AppError::Conflict(m)) => m.clone(),
             Self::App(AppError::NotFound) => "No such object.".into(),
+            Self::App(AppError::PayloadTooLarge(m)) => m.clone(),
             Self::App(AppError::Unavailable(_)) => "Service temporarily unavailable.".into(),
             Self::App(_) => "Unexpected error.".into(),
         }
@@ -138,14 +143,18 @@ impl ResponseError for ApiError {
             | Self::IdempotencyMismatch
             | Self::App(AppError::Validation(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::App(AppError::Conflict(_)) => StatusCode::CONFLICT,
+            Self::App(AppError::PayloadTooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::App(AppError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::App(e) = self {
-            tracing::error!(error = ?e, "api request failed");
+        match self {
+            // The client's mistake, answered in full; nothing for an operator to look at.
+            Self::App(AppError::PayloadTooLarge(_)) => {}
+            Self::App(e) => tracing::error!(error = ?e, "api request failed"),
+            _ => {}
         }
         let fields = match self {
             Self::Validation(f) | Self::App(AppError::Validation(f)) => Some(f),

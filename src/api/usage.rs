@@ -36,9 +36,10 @@ pub async fn create(
     req: HttpRequest,
     ctx: ApiCtx,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     ctx.require_write()?;
+    let body = crate::web::body::read(&req, payload, super::MAX_BODY).await?;
     let f = fields_of(&body)?;
     let mut e = FieldErrors::default();
     let sub_id = f.get("subscription_id").parse::<i64>().ok();

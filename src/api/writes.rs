@@ -88,9 +88,10 @@ pub async fn create_contact(
     ctx: ApiCtx,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     ctx.require_write()?;
+    let body = crate::web::body::read(&req, payload, super::MAX_BODY).await?;
     let account_id = path.into_inner();
     let f = fields_with_items(&body, &[])?;
     let actor = ctx.actor();
@@ -128,9 +129,10 @@ pub async fn create_subscription(
     req: HttpRequest,
     ctx: ApiCtx,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     ctx.require_write()?;
+    let body = crate::web::body::read(&req, payload, super::MAX_BODY).await?;
     // What the form preselects: billed in advance, monthly, for a year.
     let f = fields_with_items(
         &body,

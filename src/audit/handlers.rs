@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::{
@@ -96,7 +95,7 @@ impl AuditQuery {
         let mut errors = FieldErrors::default();
         let mut date = |field: &str, v: &Option<String>| {
             nonempty(v).and_then(|s| {
-                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                crate::dates::parse_iso(&s)
                     .map_err(|_| errors.add(field, "Use a date like 2026-01-31."))
                     .ok()
             })

@@ -178,12 +178,18 @@ pub async fn receive(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> AppResult<HttpResponse> {
+    // Read here rather than through the `Bytes` extractor, whose default 256 KB limit would
+    // refuse the 1 MB a Salesforce message may carry.
+    let body = match crate::web::body::read(&req, payload, MAX_BODY).await {
+        Ok(b) => b,
+        Err(AppError::PayloadTooLarge(m)) => {
+            return Ok(HttpResponse::PayloadTooLarge().json(json!({ "error": m })))
+        }
+        Err(e) => return Err(e),
+    };
     let (slug, token) = path.into_inner();
-    if body.len() > MAX_BODY {
-        return Ok(HttpResponse::PayloadTooLarge().json(json!({ "error": "body too large" })));
-    }
     let key = state.config.secret_key.clone();
     let t = token.clone();
     // The tenant and its connector in one trip to the database: this path takes bursts.

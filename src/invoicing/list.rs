@@ -47,7 +47,7 @@ pub struct ListParams {
 
 impl ListParams {
     fn date(s: &str) -> Option<NaiveDate> {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+        crate::dates::parse_iso(s).ok()
     }
 
     pub fn link(&self, page: i64) -> String {

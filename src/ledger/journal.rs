@@ -4,7 +4,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -41,7 +40,7 @@ impl Params {
             if raw.is_empty() {
                 return None;
             }
-            let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+            let d = crate::dates::parse_iso(raw).ok();
             if d.is_none() {
                 e.add(field, format!("{raw:?} is not a date; use YYYY-MM-DD."));
             }

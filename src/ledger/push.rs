@@ -471,7 +471,7 @@ pub async fn send_from(
     let form = Fields::from_pairs(body.into_inner());
     let raw = form.get("from").trim().to_owned();
     let mut e = FieldErrors::default();
-    let from = NaiveDate::parse_from_str(&raw, "%Y-%m-%d").ok();
+    let from = crate::dates::parse_iso(&raw).ok();
     if from.is_none() {
         e.add("from", format!("{raw:?} is not a date; use YYYY-MM-DD."));
     }

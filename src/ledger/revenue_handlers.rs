@@ -100,7 +100,7 @@ fn parse_month(e: &mut FieldErrors, field: &str, raw: &str) -> Option<NaiveDate>
     if raw.is_empty() {
         return None;
     }
-    let d = NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d").ok();
+    let d = crate::dates::parse_iso(&format!("{raw}-01")).ok();
     if d.is_none() {
         e.add(field, format!("{raw:?} is not a month; use YYYY-MM."));
     }

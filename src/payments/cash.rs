@@ -12,15 +12,18 @@ use serde_json::json;
 use super::{
     domain,
     matching::{self, Outcome, Suggestion},
+    remittance_csv::parse,
     repo::{self, NewPayment},
 };
 use crate::{
-    accounts::{handlers::default_currency, import::read_upload},
+    accounts::{
+        handlers::default_currency,
+        import::{csv_text, read_upload},
+    },
     audit::{self, Actor, Entry},
     auth::permissions::{can, Allowed, Permission},
     db::schema::tenant::remittance_lines as lines,
     error::{AppError, AppResult},
-    money::Currency,
     tenants::TenantCtx,
     web::{csrf, render, AppState},
 };
@@ -42,93 +45,6 @@ pub struct Line {
     pub suggestions: serde_json::Value,
     pub created_by: Option<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
-}
-
-struct Parsed {
-    line_no: i32,
-    received_on: NaiveDate,
-    amount: Decimal,
-    currency: String,
-    payer: String,
-    reference: String,
-}
-
-/// Every row or the list of problems (line, field, message).
-fn parse(text: &str, default_currency: &str) -> Result<Vec<Parsed>, Vec<(usize, String, String)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.to_lowercase()).collect(),
-        Err(e) => return Err(vec![(1, "file".into(), e.to_string())]),
-    };
-    let missing: Vec<_> = ["date", "amount"]
-        .iter()
-        .filter(|c| !headers.iter().any(|h| h == *c))
-        .map(|c| {
-            (
-                1,
-                (*c).to_owned(),
-                format!("The column \"{c}\" is missing."),
-            )
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(missing);
-    }
-    let col = |rec: &csv::StringRecord, name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .and_then(|i| rec.get(i))
-            .unwrap_or("")
-            .to_owned()
-    };
-    let (mut out, mut errors) = (Vec::new(), Vec::new());
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        let Ok(rec) = rec else {
-            errors.push((
-                line,
-                "file".into(),
-                "This row cannot be read as CSV.".into(),
-            ));
-            continue;
-        };
-        let date = NaiveDate::parse_from_str(&col(&rec, "date"), "%Y-%m-%d");
-        let amount = col(&rec, "amount").replace(',', "").parse::<Decimal>();
-        let cur = match col(&rec, "currency") {
-            c if c.is_empty() => Ok(default_currency.to_owned()),
-            c => Currency::parse(&c).map(|c| c.code().to_owned()),
-        };
-        match (date, amount, cur) {
-            (Ok(received_on), Ok(amount), Ok(currency)) if amount > Decimal::ZERO => {
-                out.push(Parsed {
-                    line_no: i32::try_from(line).unwrap_or(i32::MAX),
-                    received_on,
-                    amount,
-                    currency,
-                    payer: col(&rec, "payer").chars().take(200).collect(),
-                    reference: col(&rec, "reference").chars().take(500).collect(),
-                })
-            }
-            (Err(_), _, _) => {
-                errors.push((line, "date".into(), "Use a date like 2026-03-31.".into()))
-            }
-            (_, _, Err(m)) => errors.push((line, "currency".into(), m)),
-            _ => errors.push((
-                line,
-                "amount".into(),
-                "Enter an amount received, above zero.".into(),
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
 }
 
 /// Records the payment of a line for `account_id` and applies it.
@@ -251,7 +167,7 @@ pub async fn import(
     state: web::Data<AppState>,
     payload: Multipart,
 ) -> AppResult<HttpResponse> {
-    let (filename, bytes, _) = match read_upload(payload).await? {
+    let (filename, bytes, _) = match read_upload(&req, payload).await? {
         Ok(f) => f,
         Err(m) => {
             return render_page(
@@ -264,20 +180,23 @@ pub async fn import(
             .await
         }
     };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return render_page(
-            &req,
-            &ctx,
-            &state,
-            vec![(0, "file".into(), "The file is not UTF-8 text.".into())],
-            String::new(),
-        )
-        .await;
+    let text = match csv_text(bytes) {
+        Ok(text) => text,
+        Err(m) => {
+            return render_page(
+                &req,
+                &ctx,
+                &state,
+                vec![(0, "file".into(), m)],
+                String::new(),
+            )
+            .await
+        }
     };
     let actor = Actor::from_ctx(&ctx, &req);
     let outcome = ctx
         .db(&state, move |c| {
-            let rows = match parse(text.trim_start_matches('\u{feff}'), &default_currency(c)?) {
+            let rows = match parse(&text, &default_currency(c)?) {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod matching;
 pub mod methods;
+mod remittance_csv;
 pub mod repo;
 pub mod settings;
 pub mod webhook;

@@ -5,6 +5,7 @@
 //! so Stripe's redeliveries have one effect. Pending charges are settled by
 //! `payment_intent.succeeded` / `payment_intent.payment_failed`; `charge.dispute.created`
 //! flags the invoice as disputed (which stops its dunning and charges) and opens a task.
+//! A body over [`MAX_BODY`] is 413 and nothing is stored.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -32,12 +33,27 @@ fn bad(msg: &str) -> HttpResponse {
         .body(msg.to_owned())
 }
 
+/// Largest event accepted. Stripe's events are a few KB; the largest objects it sends (an
+/// invoice with many lines) stay well under this.
+pub const MAX_BODY: usize = 256 * 1024;
+
 pub async fn stripe(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> AppResult<HttpResponse> {
+    // Refused before any lookup, and as text like the other refusals: Stripe shows the
+    // answer in its delivery log.
+    let body = match crate::web::body::read(&req, payload, MAX_BODY).await {
+        Ok(b) => b,
+        Err(AppError::PayloadTooLarge(m)) => {
+            return Ok(HttpResponse::PayloadTooLarge()
+                .content_type("text/plain; charset=utf-8")
+                .body(m))
+        }
+        Err(e) => return Err(e),
+    };
     let slug = path.into_inner();
     let (tenant_id, schema) = db::run(&state.pool, move |c| {
         crate::tenants::repo::find_id_by_slug(c, &slug)

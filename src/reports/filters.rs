@@ -12,7 +12,7 @@ pub fn date(e: &mut FieldErrors, field: &str, raw: &str) -> Option<NaiveDate> {
     if raw.is_empty() {
         return None;
     }
-    let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    let parsed = crate::dates::parse_iso(raw).ok();
     if parsed.is_none() {
         e.add(field, format!("{raw:?} is not a date; use YYYY-MM-DD."));
     }

@@ -207,7 +207,9 @@ pub fn parse_item(f: &Fields, i: usize, e: &mut FieldErrors) -> Option<ItemInput
     let mut discount_amount = None;
     let raw = f.get(&key("discount"));
     if let Some(pct) = raw.strip_suffix('%') {
-        match pct.trim().parse::<Decimal>() {
+        // Through the amount parser so a fifth decimal is refused, not rounded by the
+        // NUMERIC(7,4) column.
+        match crate::money::parse_amount(pct) {
             Ok(p) if p > Decimal::ZERO && p <= Decimal::ONE_HUNDRED => discount_percent = Some(p),
             _ => e.add(
                 &key("discount"),
@@ -327,5 +329,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(none.get("item0_price").is_some());
+    }
+
+    #[test]
+    fn a_quantity_or_percentage_the_columns_would_round_is_refused() {
+        // Before: accepted, then rounded to four places by NUMERIC(19,4) / NUMERIC(7,4).
+        let e = SubscriptionInput::parse(
+            &fields(&[
+                ("start_date", "2026-03-17"),
+                ("cycle", "1"),
+                ("timing", "advance"),
+                ("term_months", "12"),
+                ("item0_price", "7"),
+                ("item0_quantity", "1.00001"),
+                ("item0_discount", "12.34567%"),
+            ]),
+            day("2026-01-01"),
+        )
+        .unwrap_err();
+        assert!(
+            e.for_field("item0_quantity").contains("decimal places"),
+            "{e:?}"
+        );
+        assert!(e.get("item0_discount").is_some(), "{e:?}");
     }
 }

@@ -67,11 +67,11 @@ pub async fn save(
     req: HttpRequest,
     ctx: Allowed<can::SettingsManage>,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    // Repeated checkbox fields (`require_2fa=owner&require_2fa=admin`) need a list parser.
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let mut roles: Vec<String> = fields
+    // Repeated checkbox fields (`require_2fa=owner&require_2fa=admin`) need a list of pairs.
+    let mut roles: Vec<String> = body
+        .into_inner()
         .into_iter()
         .filter(|(k, _)| k == "require_2fa")
         .filter_map(|(_, v)| Role::parse(&v).ok().map(|r| r.as_str().to_owned()))

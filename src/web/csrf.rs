@@ -31,8 +31,10 @@ pub const SESSION_COOKIE: &str = "arbor_session";
 pub const PRESESSION_COOKIE: &str = "arbor_csrf";
 pub const FORM_FIELD: &str = "csrf_token";
 pub const HEADER: &str = "X-CSRF-Token";
-/// Largest urlencoded form the middleware buffers (handlers may set lower limits).
-const FORM_LIMIT: usize = 1024 * 1024;
+/// Largest urlencoded form accepted: what the middleware buffers and what `FormConfig` reads
+/// (one number, so every oversized form gets the same 413). A CRM sample payload pasted into
+/// the mapping page is the largest legitimate form, up to the 1 MB a webhook may carry.
+pub const FORM_LIMIT: usize = 1024 * 1024;
 
 /// The CSRF token for the current request, placed in request extensions for templates.
 #[derive(Debug, Clone)]
@@ -95,7 +97,7 @@ async fn form_field(req: &mut ServiceRequest) -> Result<Option<String>, AppError
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::internal(anyhow::anyhow!("reading body: {e}")))?;
         if body.len() + chunk.len() > FORM_LIMIT {
-            return Err(AppError::PayloadTooLarge);
+            return Err(super::body::too_large(FORM_LIMIT));
         }
         body.extend_from_slice(&chunk);
     }

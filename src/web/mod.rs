@@ -1,6 +1,7 @@
 //! Web plumbing shared by every feature: layout, htmx rendering, CSRF and security headers,
 //! request spans and application state.
 
+pub mod body;
 pub mod csrf;
 pub mod headers;
 pub mod layout;

@@ -38,10 +38,10 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     &rest[..rest.find(end).unwrap()]
 }
 
-struct Crm {
-    id: i64,
-    url: String,
-    secret: String,
+pub struct Crm {
+    pub id: i64,
+    pub url: String,
+    pub secret: String,
 }
 
 /// A connector of `kind` made through the UI and saved with `settings` (its name first):
@@ -81,7 +81,7 @@ fn hubspot_v3(secret: &str, url: &str, body: &str, ts: i64) -> String {
 }
 
 /// A generic connector with write-back to `writeback` (if any), made through the UI.
-async fn generic_connector(
+pub async fn generic_connector(
     app: &TestApp,
     client: &reqwest::Client,
     t: &TestTenant,
@@ -104,7 +104,7 @@ async fn generic_connector(
     }
 }
 
-fn deal(event_id: &str, deal_id: &str, company: &str) -> Value {
+pub fn deal(event_id: &str, deal_id: &str, company: &str) -> Value {
     json!({
         "id": event_id,
         "type": "deal.won",
@@ -132,7 +132,7 @@ fn deal(event_id: &str, deal_id: &str, company: &str) -> Value {
     })
 }
 
-async fn post_event(app: &TestApp, crm: &Crm, body: &str) -> (u16, String) {
+pub async fn post_event(app: &TestApp, crm: &Crm, body: &str) -> (u16, String) {
     let t = chrono::Utc::now().timestamp();
     let r = new_client()
         .post(&crm.url)

@@ -29,6 +29,7 @@ mod reports;
 mod reports_aging_open;
 mod reports_collections;
 mod reports_mrr;
+mod robustness;
 mod statements;
 mod stripe;
 mod tenancy;

@@ -151,6 +151,9 @@ pub(crate) mod test_support {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

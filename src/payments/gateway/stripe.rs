@@ -677,3 +677,7 @@ pub fn payment_intent_id(object: &Value) -> Option<&str> {
 #[cfg(test)]
 #[path = "stripe_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "stripe_props.rs"]
+mod props;
