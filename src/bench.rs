@@ -48,6 +48,37 @@ impl BillRunReport {
     }
 }
 
+/// A tenant for one benchmark run, provisioned through the production code path and owned by
+/// a new user `email`. The caller hashes the password (argon2 is deliberately slow, so a bench
+/// creating many owners hashes once and reuses the hash).
+pub fn provision_throwaway(
+    c: &mut PgConnection,
+    slug: &str,
+    name: &str,
+    email: &str,
+    password_hash: String,
+) -> anyhow::Result<provision::Provisioned> {
+    let owner = provision::Owner::New {
+        email: Email::parse(email).map_err(|e| anyhow!(e))?,
+        name: PersonName::parse("Bench owner").map_err(|e| anyhow!(e))?,
+        password_hash,
+    };
+    let slug = TenantSlug::parse(slug).map_err(|e| anyhow!(e))?;
+    let name = TenantName::parse(name).map_err(|e| anyhow!(e))?;
+    Ok(provision::provision(c, &slug, &name, owner)?)
+}
+
+/// Drops a throwaway tenant: its schema, its control row (memberships and jobs cascade) and
+/// its owner.
+pub fn drop_throwaway(c: &mut PgConnection, p: &provision::Provisioned) -> anyhow::Result<()> {
+    db::migrate::drop_tenant(c, p.tenant_id)?;
+    exec(
+        c,
+        &format!("DELETE FROM control.users WHERE id = {}", p.owner_id),
+    )?;
+    Ok(())
+}
+
 fn exec(c: &mut PgConnection, sql: &str) -> anyhow::Result<usize> {
     sql_query(sql)
         .execute(c)
@@ -170,17 +201,12 @@ pub fn billrun(config: &Config, pool: &db::PgPool, n: i64) -> anyhow::Result<Bil
     let mut conn = pool.get()?;
     let c = &mut *conn;
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let slug = TenantSlug::parse(&format!("bench-{tag}")).map_err(|e| anyhow!(e))?;
-    let owner = provision::Owner::New {
-        email: Email::parse(&format!("bench-{tag}@bench.invalid")).map_err(|e| anyhow!(e))?,
-        name: PersonName::parse("Bench owner").map_err(|e| anyhow!(e))?,
-        password_hash: password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
-    };
-    let p = provision::provision(
+    let p = provision_throwaway(
         c,
-        &slug,
-        &TenantName::parse("Bench").map_err(|e| anyhow!(e))?,
-        owner,
+        &format!("bench-{tag}"),
+        "Bench",
+        &format!("bench-{tag}@bench.invalid"),
+        password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
     )?;
     let today = chrono::Utc::now().date_naive();
     let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
@@ -216,18 +242,7 @@ pub fn billrun(config: &Config, pool: &db::PgPool, n: i64) -> anyhow::Result<Bil
         })
     })();
     // Throwaway: the schema and the control rows go, whatever happened above.
-    exec(
-        c,
-        &format!("DROP SCHEMA IF EXISTS {} CASCADE", p.schema.as_str()),
-    )?;
-    exec(
-        c,
-        &format!("DELETE FROM control.tenants WHERE id = {}", p.tenant_id),
-    )?;
-    exec(
-        c,
-        &format!("DELETE FROM control.users WHERE id = {}", p.owner_id),
-    )?;
+    drop_throwaway(c, &p)?;
     outcome
 }
 
@@ -289,7 +304,7 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn aging_seed(
+pub(crate) fn aging_seed(
     c: &mut PgConnection,
     invoices: i64,
     accounts: i64,
@@ -362,17 +377,12 @@ pub fn aging(
     let mut conn = pool.get()?;
     let c = &mut *conn;
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let slug = TenantSlug::parse(&format!("bench-aging-{tag}")).map_err(|e| anyhow!(e))?;
-    let owner = provision::Owner::New {
-        email: Email::parse(&format!("bench-aging-{tag}@bench.invalid")).map_err(|e| anyhow!(e))?,
-        name: PersonName::parse("Bench owner").map_err(|e| anyhow!(e))?,
-        password_hash: password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
-    };
-    let p = provision::provision(
+    let p = provision_throwaway(
         c,
-        &slug,
-        &TenantName::parse("Bench aging").map_err(|e| anyhow!(e))?,
-        owner,
+        &format!("bench-aging-{tag}"),
+        "Bench aging",
+        &format!("bench-aging-{tag}@bench.invalid"),
+        password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
     )?;
     let today = chrono::Utc::now().date_naive();
     let outcome = (|| -> anyhow::Result<AgingReport> {
@@ -437,17 +447,6 @@ pub fn aging(
             baseline_ms: median_ms(base_times),
         })
     })();
-    exec(
-        c,
-        &format!("DROP SCHEMA IF EXISTS {} CASCADE", p.schema.as_str()),
-    )?;
-    exec(
-        c,
-        &format!("DELETE FROM control.tenants WHERE id = {}", p.tenant_id),
-    )?;
-    exec(
-        c,
-        &format!("DELETE FROM control.users WHERE id = {}", p.owner_id),
-    )?;
+    drop_throwaway(c, &p)?;
     outcome
 }

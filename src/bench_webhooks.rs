@@ -13,19 +13,7 @@ use diesel::{sql_query, RunQueryDsl};
 use futures_util::{stream, StreamExt};
 use serde_json::json;
 
-use crate::{
-    auth::{
-        domain::{Email, PersonName},
-        password,
-    },
-    config::Config,
-    db::{self, scope},
-    tenants::{
-        domain::{TenantName, TenantSlug},
-        provision,
-    },
-    Application,
-};
+use crate::{auth::password, config::Config, db, db::scope, Application};
 
 const IN_FLIGHT: usize = 32;
 
@@ -101,20 +89,14 @@ pub async fn webhooks(config: &Config, events: usize) -> anyhow::Result<WebhookR
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let s = secret.clone();
     let (p, token) = db::run(&pool, move |c| {
-        let slug = TenantSlug::parse(&format!("bench-crm-{tag}")).map_err(|e| crate::error::AppError::internal(anyhow!(e)))?;
-        let owner = provision::Owner::New {
-            email: Email::parse(&format!("bench-crm-{tag}@bench.invalid"))
-                .map_err(|e| crate::error::AppError::internal(anyhow!(e)))?,
-            name: PersonName::parse("Bench owner").map_err(|e| crate::error::AppError::internal(anyhow!(e)))?,
-            password_hash: password::hash_blocking(&uuid::Uuid::new_v4().to_string())
-                .map_err(crate::error::AppError::internal)?,
-        };
-        let p = provision::provision(
+        let p = crate::bench::provision_throwaway(
             c,
-            &slug,
-            &TenantName::parse("Bench CRM").map_err(|e| crate::error::AppError::internal(anyhow!(e)))?,
-            owner,
-        )?;
+            &format!("bench-crm-{tag}"),
+            "Bench CRM",
+            &format!("bench-crm-{tag}@bench.invalid"),
+            password::hash_blocking(&uuid::Uuid::new_v4().to_string())?,
+        )
+        .map_err(crate::error::AppError::internal)?;
         let token = format!("bench{}", uuid::Uuid::new_v4().simple());
         scope::in_tenant(c, &p.schema, |c| {
             sql_query(
@@ -248,17 +230,8 @@ pub async fn webhooks(config: &Config, events: usize) -> anyhow::Result<WebhookR
     })
     .await?;
     // Throwaway: the schema and the control rows go.
-    let (tid, oid, sch) = (p.tenant_id, p.owner_id, p.schema.as_str().to_owned());
     db::run(&pool, move |c| {
-        sql_query(format!("DELETE FROM control.jobs WHERE tenant_id = {tid}")).execute(c)?;
-        sql_query(format!("DROP SCHEMA IF EXISTS {sch} CASCADE")).execute(c)?;
-        sql_query(format!(
-            "DELETE FROM control.memberships WHERE tenant_id = {tid}"
-        ))
-        .execute(c)?;
-        sql_query(format!("DELETE FROM control.tenants WHERE id = {tid}")).execute(c)?;
-        sql_query(format!("DELETE FROM control.users WHERE id = {oid}")).execute(c)?;
-        Ok(())
+        crate::bench::drop_throwaway(c, &p).map_err(crate::error::AppError::internal)
     })
     .await?;
     server.abort();

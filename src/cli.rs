@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate`, `demo`, `tenant create`.
+//! Command line: `serve`, `migrate`, `demo`, `tenant create`, `audit verify`, `bench ...`.
 
 use std::process::ExitCode;
 
@@ -67,6 +67,20 @@ pub enum BenchCommand {
         /// Also print the query plans.
         #[arg(long)]
         explain: bool,
+    },
+    /// Load the signed-in invoice list over loopback HTTP (server as a child process) and
+    /// compare its req/s with /healthz of the same server.
+    Http {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Provision N throwaway tenants; time provisioning and migrate-all, and compare a signed-in
+    /// page's latency with 1 and with 1 + N tenants.
+    Tenants {
+        #[arg(long, default_value_t = 1_000)]
+        tenants: usize,
     },
 }
 
@@ -192,6 +206,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await??;
             report.print();
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Http {
+                    seconds,
+                    connections,
+                },
+        } => {
+            crate::bench_http::http(&config, seconds, connections)
+                .await?
+                .print();
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Tenants { tenants },
+        } => {
+            crate::bench_tenants::tenants(&config, tenants)
+                .await?
+                .print();
             Ok(())
         }
         Command::Tenant {

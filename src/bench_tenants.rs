@@ -1,0 +1,358 @@
+//! `arbor bench tenants [--tenants 1000]`: what a thousand tenant schemas cost.
+//!
+//! All bench tenants get the slug prefix `bench-tn-<random>-` and owners under
+//! `@bench-tn-<random>.invalid`, so the run is safe on a development database and everything
+//! it created (schemas, control rows, owners) is removed at the end, whatever happened.
+//!
+//! 1. A probe tenant seeded with `bench_load::SEED_INVOICES` invoices; `arbor serve` as a
+//!    child process; its owner signs in through the form; the invoice list is requested
+//!    `SEQUENTIAL` times over one connection, then `CONCURRENT` times over
+//!    `CONCURRENT_CLIENTS` connections (after a warm-up): p50/p99 with one tenant.
+//! 2. N tenants provisioned through `tenants::provision` (schema, every tenant migration,
+//!    owner, membership) by `PROVISION_WORKERS` threads; the wall time is printed.
+//! 3. The same latency measurement on a fresh server with 1 + N tenants, and the ratios.
+//! 4. migrate-all: the newest tenant migration is reverted in every bench tenant (its
+//!    `down.sql`, through diesel's migration harness, which also deletes its
+//!    `__diesel_schema_migrations` row), then `db::migrate::migrate_all` (what `arbor migrate`
+//!    and start-up run) re-applies it; a second, no-op pass shows the fixed cost per tenant.
+//!
+//! The server's peak RSS (VmHWM) is printed for both servers.
+
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Instant,
+};
+
+use anyhow::anyhow;
+use diesel::{
+    sql_types::{BigInt, Text},
+    Connection, PgConnection, QueryableByName, RunQueryDsl,
+};
+use diesel_migrations::MigrationHarness;
+
+use crate::{
+    auth::password,
+    bench::provision_throwaway,
+    bench_load::{self, get_request, load, verdict, ChildServer, LoadResult, Until},
+    config::Config,
+    db::{
+        self,
+        migrate::{self, MigrateReport, TENANT_MIGRATIONS},
+        scope::{set_local_search_path, TenantSchema},
+    },
+    startup,
+};
+
+const SEQUENTIAL: usize = 1_000;
+const CONCURRENT: usize = 2_000;
+const CONCURRENT_CLIENTS: usize = 8;
+/// Provisioning is DDL executed by PostgreSQL; a few sessions keep both cores busy, more only
+/// queue on the catalog.
+const PROVISION_WORKERS: usize = 4;
+
+/// Latency of one server over the probe tenant's invoice list.
+pub struct Latency {
+    pub tenants: i64,
+    pub sequential: LoadResult,
+    pub concurrent: LoadResult,
+    pub peak_rss_kib: u64,
+}
+
+pub struct TenantsReport {
+    pub n: usize,
+    pub provision_seconds: f64,
+    pub one: Latency,
+    pub many: Latency,
+    pub reverted: String,
+    /// Bench tenants (the probe and the N) the newest migration was reverted in.
+    pub reverted_in: usize,
+    pub migrate: MigrateReport,
+    pub migrate_seconds: f64,
+    pub noop_seconds: f64,
+    pub cleanup_seconds: f64,
+}
+
+impl TenantsReport {
+    pub fn print(&self) {
+        println!(
+            "tenants: provisioned {} tenants (tenants::provision, {PROVISION_WORKERS} sessions) in {:.1} s = {:.1} ms per tenant",
+            self.n,
+            self.provision_seconds,
+            1000.0 * self.provision_seconds / self.n as f64
+        );
+        for l in [&self.one, &self.many] {
+            println!(
+                "invoice list with {:>5} tenants: sequential {}",
+                l.tenants,
+                l.sequential.summary()
+            );
+            println!(
+                "                              {CONCURRENT_CLIENTS} connections {}",
+                l.concurrent.summary()
+            );
+            println!(
+                "                              server peak RSS (VmHWM) {:.1} MB",
+                l.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        let r = |p: f64, f: fn(&Latency) -> &LoadResult| f(&self.many).ms(p) / f(&self.one).ms(p);
+        let ratios = [
+            r(50.0, |l| &l.sequential),
+            r(99.0, |l| &l.sequential),
+            r(50.0, |l| &l.concurrent),
+            r(99.0, |l| &l.concurrent),
+        ];
+        println!(
+            "ratio {} / {} tenants: sequential p50 {:.2}x, p99 {:.2}x; concurrent p50 {:.2}x, p99 {:.2}x",
+            self.many.tenants, self.one.tenants, ratios[0], ratios[1], ratios[2], ratios[3]
+        );
+        println!(
+            "migrate-all (db::migrate::migrate_all over {} tenants, re-applying {} in {} bench tenants): {:.1} s; {} migrations applied",
+            self.migrate.tenants, self.reverted, self.reverted_in, self.migrate_seconds, self.migrate.migrations_applied
+        );
+        println!(
+            "migrate-all with nothing pending: {:.1} s ({:.2} ms per tenant)",
+            self.noop_seconds,
+            1000.0 * self.noop_seconds / self.migrate.tenants.max(1) as f64
+        );
+        println!(
+            "cleanup (drop {} schemas, control rows, owners): {:.1} s",
+            self.n + 1,
+            self.cleanup_seconds
+        );
+        let rss = self.one.peak_rss_kib.max(self.many.peak_rss_kib) as f64 / 1024.0;
+        println!(
+            "targets: latency at {} tenants <= 1.2x of 1 tenant (p50 and p99): {}; migrate-all <= 60 s: {}; RSS <= 150 MB: {}",
+            self.many.tenants,
+            verdict(ratios.iter().all(|r| *r <= 1.2)),
+            verdict(self.migrate_seconds <= 60.0),
+            verdict(rss <= 150.0)
+        );
+    }
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Tenant {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    schema_name: String,
+}
+
+fn tenant_count(c: &mut PgConnection) -> anyhow::Result<i64> {
+    let r: Row = diesel::sql_query("SELECT count(*) AS n FROM control.tenants").get_result(c)?;
+    Ok(r.n)
+}
+
+fn bench_tenants(c: &mut PgConnection, prefix: &str) -> anyhow::Result<Vec<Tenant>> {
+    Ok(diesel::sql_query(
+        "SELECT id, schema_name FROM control.tenants WHERE starts_with(slug, $1) ORDER BY id",
+    )
+    .bind::<Text, _>(prefix)
+    .load(c)?)
+}
+
+/// Runs `job(connection, i)` for i in 0..n on `PROVISION_WORKERS` threads; the first error wins.
+fn parallel(
+    pool: &db::PgPool,
+    n: usize,
+    job: impl Fn(&mut PgConnection, usize) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<()> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PROVISION_WORKERS)
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<()> {
+                    let mut c = pool.get()?;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            return Ok(());
+                        }
+                        if let Err(e) = job(&mut c, i) {
+                            // The others stop too: the rest of the queue stays undone.
+                            next.store(n, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow!("a bench worker panicked"))?)
+    })
+}
+
+async fn measure(
+    url: &str,
+    pool: &db::PgPool,
+    slug: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<Latency> {
+    let p = pool.clone();
+    let tenants = tokio::task::spawn_blocking(move || tenant_count(&mut *p.get()?)).await??;
+    let server = ChildServer::spawn(url).await?;
+    let cookie = bench_load::sign_in(server.addr, email, password).await?;
+    let page = get_request(server.addr, &format!("/t/{slug}/invoices"), Some(&cookie));
+    load(server.addr, &page, CONCURRENT_CLIENTS, Until::Requests(500)).await?;
+    let sequential = load(server.addr, &page, 1, Until::Requests(SEQUENTIAL)).await?;
+    let concurrent = load(
+        server.addr,
+        &page,
+        CONCURRENT_CLIENTS,
+        Until::Requests(CONCURRENT),
+    )
+    .await?;
+    Ok(Latency {
+        tenants,
+        sequential,
+        concurrent,
+        peak_rss_kib: server.stop().await?,
+    })
+}
+
+/// Reverts the newest tenant migration in every bench tenant; returns its version.
+fn revert_newest(pool: &db::PgPool, tenants: &[Tenant]) -> anyhow::Result<String> {
+    let latest = migrate::latest_tenant_version()?;
+    parallel(pool, tenants.len(), |c, i| {
+        let t = &tenants[i];
+        let schema = TenantSchema::parse(&t.schema_name).map_err(|e| anyhow!(e))?;
+        c.transaction::<(), anyhow::Error, _>(|c| {
+            set_local_search_path(c, &schema)?;
+            let reverted = c
+                .revert_last_migration(TENANT_MIGRATIONS)
+                .map_err(|e| anyhow!("reverting in {}: {e}", t.schema_name))?;
+            if reverted.to_string() != latest {
+                return Err(anyhow!(
+                    "{} had {reverted} as its newest migration, not {latest}",
+                    t.schema_name
+                ));
+            }
+            // Recorded as behind, as it now is, so nothing serves it until it is migrated.
+            // Two statements: no query mixes tenant and control tables.
+            #[derive(QueryableByName)]
+            struct Version {
+                #[diesel(sql_type = Text)]
+                v: String,
+            }
+            let now: Version =
+                diesel::sql_query("SELECT max(version) AS v FROM __diesel_schema_migrations")
+                    .get_result(c)?;
+            diesel::sql_query("UPDATE control.tenants SET schema_version = $1 WHERE id = $2")
+                .bind::<Text, _>(now.v)
+                .bind::<BigInt, _>(t.id)
+                .execute(c)?;
+            Ok(())
+        })
+    })?;
+    Ok(latest)
+}
+
+pub async fn tenants(config: &Config, n: usize) -> anyhow::Result<TenantsReport> {
+    let pool = startup::prepare_database(config).await?;
+    let cfg = config.clone();
+    let url =
+        tokio::task::spawn_blocking(move || db::bootstrap::resolve_database_url(&cfg)).await??;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let prefix = format!("bench-tn-{tag}-");
+    let domain = format!("bench-tn-{tag}.invalid");
+    let (email, password) = (format!("probe@{domain}"), uuid::Uuid::new_v4().to_string());
+    let probe = bench_load::seeded_tenant(
+        &pool,
+        format!("{prefix}probe"),
+        email.clone(),
+        password.clone(),
+    )
+    .await?;
+    let outcome = async {
+        let one = measure(&url, &pool, &probe.slug, &email, &password).await?;
+
+        let (p, pre, d) = (pool.clone(), prefix.clone(), domain.clone());
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            // One argon2 hash for every owner: hashing is deliberately slow and not what is measured.
+            let hash = password::hash_blocking(&uuid::Uuid::new_v4().to_string())?;
+            parallel(&p, n, |c, i| {
+                let slug = format!("{pre}{i}");
+                let owner = format!("owner-{i}@{d}");
+                provision_throwaway(c, &slug, &format!("Bench tenant {i}"), &owner, hash.clone())
+                    .map(|_| ())
+            })
+        })
+        .await??;
+        let provision_seconds = started.elapsed().as_secs_f64();
+
+        let many = measure(&url, &pool, &probe.slug, &email, &password).await?;
+
+        let (p, pre, u) = (pool.clone(), prefix.clone(), url.clone());
+        let (reverted, reverted_in, migrate, migrate_seconds, noop_seconds) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let list = bench_tenants(&mut *p.get()?, &pre)?;
+                let reverted = revert_newest(&p, &list)?;
+                // One connection, as `arbor migrate` uses.
+                let mut c = db::connect(&u)?;
+                let started = Instant::now();
+                let report = migrate::migrate_all(&mut c)?;
+                let seconds = started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                migrate::migrate_all(&mut c)?;
+                let noop = started.elapsed().as_secs_f64();
+                Ok((reverted, list.len(), report, seconds, noop))
+            })
+            .await??;
+        Ok::<_, anyhow::Error>((
+            one,
+            provision_seconds,
+            many,
+            (reverted, reverted_in),
+            migrate,
+            migrate_seconds,
+            noop_seconds,
+        ))
+    }
+    .await;
+
+    // Everything with the prefix goes, including tenants of a run that failed half-way.
+    let started = Instant::now();
+    let p = pool.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let list = bench_tenants(&mut *p.get()?, &prefix)?;
+        parallel(&p, list.len(), |c, i| migrate::drop_tenant(c, list[i].id))?;
+        diesel::sql_query("DELETE FROM control.users WHERE email LIKE '%@' || $1")
+            .bind::<Text, _>(&domain)
+            .execute(&mut *p.get()?)?;
+        Ok(())
+    })
+    .await??;
+    let cleanup_seconds = started.elapsed().as_secs_f64();
+
+    let (
+        one,
+        provision_seconds,
+        many,
+        (reverted, reverted_in),
+        migrate,
+        migrate_seconds,
+        noop_seconds,
+    ) = outcome?;
+    Ok(TenantsReport {
+        n,
+        provision_seconds,
+        one,
+        many,
+        reverted,
+        reverted_in,
+        migrate,
+        migrate_seconds,
+        noop_seconds,
+        cleanup_seconds,
+    })
+}
