@@ -24,24 +24,33 @@ pub struct CurrentUser {
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<CurrentUser>);
 
+/// The session cookie's token, if the request carries a non-empty one.
+pub(crate) fn session_token(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Keeps the resolved user on the request, so later extractors do not look it up again.
+pub(crate) fn remember(req: &HttpRequest, user: &CurrentUser) {
+    telemetry::record(req, "user_id", &user.id.to_string());
+    req.extensions_mut().insert(user.clone());
+}
+
 async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, AppError> {
     if let Some(u) = req.extensions().get::<CurrentUser>() {
         return Ok(Some(u.clone()));
     }
-    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(token) = session_token(&req) else {
         return Ok(None);
     };
-    if token.is_empty() {
-        return Ok(None);
-    }
     let state = req
         .app_data::<Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?
         .clone();
     let user = db::run(&state.pool, move |c| session::lookup(c, &token)).await?;
     if let Some(u) = &user {
-        telemetry::record(&req, "user_id", &u.id.to_string());
-        req.extensions_mut().insert(u.clone());
+        remember(&req, u);
     }
     Ok(user)
 }

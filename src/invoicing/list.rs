@@ -10,11 +10,7 @@ use serde::Deserialize;
 
 use super::repo::Invoice;
 use crate::{
-    accounts::{
-        csv_io::cell,
-        handlers::{members, visibility},
-        repo::Visibility,
-    },
+    accounts::{csv_io::cell, handlers::visibility, repo::Visibility},
     auth::permissions::{can, Allowed},
     db::schema::tenant::{accounts, invoices},
     error::{AppError, AppResult},
@@ -67,57 +63,99 @@ impl ListParams {
 
 type Boxed<'a> = invoices::BoxedQuery<'a, diesel::pg::Pg>;
 
-fn filtered<'a>(p: &'a ListParams, vis: Visibility) -> Boxed<'a> {
-    let mut q = invoices::table.into_boxed();
-    if !p.status.is_empty() {
-        q = q.filter(invoices::status.eq(p.status.as_str()));
-    }
-    if !p.kind.is_empty() {
-        q = q.filter(invoices::kind.eq(p.kind.as_str()));
-    }
-    if let Ok(id) = p.account.parse::<i64>() {
-        q = q.filter(
-            invoices::account_id
-                .eq(id)
-                .or(invoices::bill_to_account_id.eq(id)),
-        );
-    }
-    if let Some(d) = ListParams::date(&p.from) {
-        q = q.filter(invoices::issue_date.ge(d));
-    }
-    if let Some(d) = ListParams::date(&p.to) {
-        q = q.filter(invoices::issue_date.le(d));
-    }
-    let q_text = p.q.trim();
-    if !q_text.is_empty() {
-        let like = format!("%{}%", q_text.replace(['%', '_'], ""));
-        let matching = accounts::table
-            .filter(
-                accounts::display_name
-                    .ilike(like.clone())
-                    .or(accounts::legal_name.ilike(like.clone())),
-            )
-            .select(accounts::id);
-        q = q.filter(
-            invoices::number
-                .ilike(like)
-                .or(invoices::account_id.eq_any(matching)),
-        );
-    }
-    let owner = match (vis.owner_only, p.owner.parse::<i64>().ok()) {
-        (Some(me), _) => Some(me),
-        (None, o) => o,
-    };
-    if let Some(o) = owner {
-        q = q.filter(
-            invoices::account_id.eq_any(
-                accounts::table
-                    .filter(accounts::owner_user_id.eq(o))
-                    .select(accounts::id),
-            ),
-        );
-    }
-    q
+/// Applies the list's filters to `$q`, any boxed query over `invoices` (the page and the
+/// grouped totals), so both always agree on which invoices are listed.
+macro_rules! filter_invoices {
+    ($q:expr, $p:expr, $vis:expr) => {{
+        let (p, vis): (&ListParams, Visibility) = ($p, $vis);
+        let mut q = $q;
+        if !p.status.is_empty() {
+            q = q.filter(invoices::status.eq(p.status.clone()));
+        }
+        if !p.kind.is_empty() {
+            q = q.filter(invoices::kind.eq(p.kind.clone()));
+        }
+        if let Ok(id) = p.account.parse::<i64>() {
+            q = q.filter(
+                invoices::account_id
+                    .eq(id)
+                    .or(invoices::bill_to_account_id.eq(id)),
+            );
+        }
+        if let Some(d) = ListParams::date(&p.from) {
+            q = q.filter(invoices::issue_date.ge(d));
+        }
+        if let Some(d) = ListParams::date(&p.to) {
+            q = q.filter(invoices::issue_date.le(d));
+        }
+        let q_text = p.q.trim();
+        if !q_text.is_empty() {
+            let like = format!("%{}%", q_text.replace(['%', '_'], ""));
+            let matching = accounts::table
+                .filter(
+                    accounts::display_name
+                        .ilike(like.clone())
+                        .or(accounts::legal_name.ilike(like.clone())),
+                )
+                .select(accounts::id);
+            q = q.filter(
+                invoices::number
+                    .ilike(like)
+                    .or(invoices::account_id.eq_any(matching)),
+            );
+        }
+        let owner = match (vis.owner_only, p.owner.parse::<i64>().ok()) {
+            (Some(me), _) => Some(me),
+            (None, o) => o,
+        };
+        if let Some(o) = owner {
+            q = q.filter(
+                invoices::account_id.eq_any(
+                    accounts::table
+                        .filter(accounts::owner_user_id.eq(o))
+                        .select(accounts::id),
+                ),
+            );
+        }
+        q
+    }};
+}
+
+fn filtered(p: &ListParams, vis: Visibility) -> Boxed<'static> {
+    filter_invoices!(invoices::table.into_boxed(), p, vis)
+}
+
+/// Per currency: every listed invoice, the non-void ones, and their total and amount due.
+type Totals = (String, i64, i64, Option<Decimal>, Option<Decimal>);
+
+/// A page of the list, and its count and per-currency totals in one grouped statement (void
+/// excluded from the sums and from the per-currency count, as the page says; included in the
+/// pager's count).
+fn page_and_totals(
+    c: &mut PgConnection,
+    p: &ListParams,
+    vis: Visibility,
+    page: i64,
+) -> AppResult<(Vec<Invoice>, Vec<Totals>)> {
+    let list = filtered(p, vis)
+        .order((invoices::issue_date.desc(), invoices::id.desc()))
+        .limit(PER_PAGE)
+        .offset(page * PER_PAGE)
+        .select(Invoice::as_select())
+        .load(c)?;
+    let q = invoices::table
+        .group_by(invoices::currency)
+        .select((
+            invoices::currency,
+            diesel::dsl::count(invoices::id),
+            diesel::dsl::count(invoices::id).aggregate_filter(invoices::status.ne("void")),
+            diesel::dsl::sum(invoices::total).aggregate_filter(invoices::status.ne("void")),
+            diesel::dsl::sum(invoices::amount_due).aggregate_filter(invoices::status.ne("void")),
+        ))
+        .order(invoices::currency)
+        .into_boxed();
+    let totals = filter_invoices!(q, p, vis).load(c)?;
+    Ok((list, totals))
 }
 
 pub struct Row {
@@ -196,37 +234,21 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     let params = params.into_inner();
     let vis = visibility(&ctx);
-    let members = members(&state, ctx.tenant.id).await?;
     let p = params.clone();
     let page = params.page.max(0);
-    let (rows, count, sums) = ctx
+    let tenant_id = ctx.tenant.id;
+    // One connection and transaction for the whole page, members included: every checkout
+    // and statement is a round trip, and this is the busiest page of the app.
+    let (rows, count, sums, members) = ctx
         .db(&state, move |c| {
-            let list: Vec<Invoice> = filtered(&p, vis)
-                .order((invoices::issue_date.desc(), invoices::id.desc()))
-                .limit(PER_PAGE)
-                .offset(page * PER_PAGE)
-                .select(Invoice::as_select())
-                .load(c)?;
-            let count: i64 = filtered(&p, vis).count().get_result(c)?;
-            // Boxed queries cannot GROUP BY, and tenants bill in few currencies: one sum each.
-            let currencies: Vec<String> = filtered(&p, vis)
-                .select(invoices::currency)
-                .distinct()
-                .load(c)?;
-            let mut sums = Vec::new();
-            for cur in currencies {
-                let (t, d, n): (Option<Decimal>, Option<Decimal>, i64) = filtered(&p, vis)
-                    .filter(invoices::currency.eq(cur.clone()))
-                    .filter(invoices::status.ne("void"))
-                    .select((
-                        diesel::dsl::sum(invoices::total),
-                        diesel::dsl::sum(invoices::amount_due),
-                        diesel::dsl::count_star(),
-                    ))
-                    .first(c)?;
-                sums.push((cur, t, d, n));
-            }
-            Ok((rows(c, &list)?, count, sums))
+            let (list, totals) = page_and_totals(c, &p, vis, page)?;
+            let count = totals.iter().map(|t| t.1).sum::<i64>();
+            let sums: Vec<_> = totals
+                .into_iter()
+                .map(|(cur, _, n, t, d)| (cur, t, d, n))
+                .collect();
+            let members = crate::tenants::repo::members(c, tenant_id)?;
+            Ok((rows(c, &list)?, count, sums, members))
         })
         .await?;
     let shown = i64::try_from(rows.len()).unwrap_or(0);

@@ -8,8 +8,9 @@ use futures_util::future::LocalBoxFuture;
 use super::repo;
 use crate::{
     auth::{
+        extract::{remember, session_token},
         permissions::{self, Permission},
-        CurrentUser, Role,
+        session, CurrentUser, Role,
     },
     db::{self, migrate::latest_tenant_version, scope::TenantSchema},
     error::AppError,
@@ -63,23 +64,43 @@ impl FromRequest for TenantCtx {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
-    fn from_request(req: &HttpRequest, pl: &mut actix_web::dev::Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
-        let user_fut = CurrentUser::from_request(&req, pl);
         Box::pin(async move {
             if let Some(ctx) = req.extensions().get::<TenantCtx>() {
                 return Ok(ctx.clone());
             }
-            let user = user_fut.await?;
             let slug = req.match_info().get("slug").unwrap_or_default().to_owned();
             let state = req
                 .app_data::<Data<AppState>>()
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?
                 .clone();
-            let uid = user.id;
-            let found = db::run(&state.pool, move |c| repo::membership(c, &slug, uid))
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let known = req.extensions().get::<CurrentUser>().cloned();
+            // Session and membership in one checkout: every tenant page starts here, and a
+            // pooled connection costs a validity check and a thread hop each time.
+            let (user, found) = match known {
+                Some(user) => {
+                    let uid = user.id;
+                    let found =
+                        db::run(&state.pool, move |c| repo::membership(c, &slug, uid)).await?;
+                    (user, found)
+                }
+                None => {
+                    let token = session_token(&req).ok_or(AppError::Unauthenticated)?;
+                    let (user, found) = db::run(&state.pool, move |c| {
+                        let Some(user) = session::lookup(c, &token)? else {
+                            return Ok((None, None));
+                        };
+                        let found = repo::membership(c, &slug, user.id)?;
+                        Ok((Some(user), found))
+                    })
+                    .await?;
+                    let user = user.ok_or(AppError::Unauthenticated)?;
+                    remember(&req, &user);
+                    (user, found)
+                }
+            };
+            let found = found.ok_or(AppError::NotFound)?;
             let latest = latest_tenant_version().map_err(AppError::Internal)?;
             if found.schema_version.as_deref() != Some(latest.as_str()) {
                 return Err(AppError::unavailable(anyhow::anyhow!(

@@ -399,3 +399,55 @@ async fn an_upgrade_mid_period_is_invoiced_and_a_downgrade_credited_by_the_day()
     assert_eq!(resp.status(), 422);
     assert_eq!(count(&app, &t, "subscription_amendments"), 3);
 }
+
+/// An invoice in `status` with `total` and `due`, as it would stand after its history.
+fn listed(
+    app: &TestApp,
+    t: &TestTenant,
+    acct: i64,
+    cur: &str,
+    status: &str,
+    total: &str,
+    due: &str,
+) -> i64 {
+    let id = crate::reports::invoice(app, t, acct, cur, "2026-03-01", "2026-03-31", total);
+    exec(app, t, &format!(
+        "UPDATE invoices SET status = '{status}', amount_paid = {total} - {due}, amount_due = {due} WHERE id = {id}"
+    ));
+    id
+}
+
+#[tokio::test]
+async fn the_invoice_list_counts_every_invoice_and_totals_each_currency_without_void_under_any_filter(
+) {
+    // Arrange: EUR open 100, paid 50 and void 70 for Alpha; USD open 30 for Beta.
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "listtotals").await;
+    let alpha = put_account(&app, &t, "Alpha Ltd", None);
+    let beta = put_account(&app, &t, "Beta GmbH", None);
+    listed(&app, &t, alpha, "EUR", "open", "100", "100");
+    listed(&app, &t, alpha, "EUR", "paid", "50", "0");
+    listed(&app, &t, alpha, "EUR", "void", "70", "70");
+    listed(&app, &t, beta, "USD", "open", "30", "30");
+    let list = |q: &str| format!("/t/{}/invoices?{q}", t.slug);
+
+    // Act: the whole list, then filtered by status and by account.
+    let all = app.html(&owner, &list("")).await;
+    let open = app.html(&owner, &list("status=open")).await;
+    let beta_only = app.html(&owner, &list(&format!("account={beta}"))).await;
+
+    // Assert: the pager counts the void invoice; totals per currency leave it out; a filter
+    // narrows both the rows and the totals.
+    assert!(all.contains("1–4 of 4"), "{all}");
+    assert!(all.contains("2 in EUR: total 150.00, due 100.00"), "{all}");
+    assert!(all.contains("1 in USD: total 30.00, due 30.00"), "{all}");
+    assert!(open.contains("1–2 of 2"), "{open}");
+    assert!(
+        open.contains("1 in EUR: total 100.00, due 100.00"),
+        "{open}"
+    );
+    assert!(beta_only.contains("1–1 of 1"), "{beta_only}");
+    assert!(!beta_only.contains("in EUR"), "{beta_only}");
+    assert!(beta_only.contains("Beta GmbH") && !beta_only.contains("Alpha Ltd"));
+}

@@ -28,7 +28,7 @@ fn account(
 }
 
 /// An open invoice (nothing paid yet).
-fn invoice(
+pub fn invoice(
     app: &TestApp,
     t: &TestTenant,
     acct: i64,

@@ -1,0 +1,1 @@
+DROP INDEX invoices_issue_order_idx;
