@@ -47,8 +47,13 @@ use crate::{
 
 const SEQUENTIAL: usize = 1_000;
 const CONCURRENT: usize = 3_000;
+const CONCURRENT_CLIENTS: usize = 8;
+/// Provisioning is DDL executed by PostgreSQL; a few sessions keep both cores busy, more only
+/// queue on the catalog.
+const PROVISION_WORKERS: usize = 4;
+
 /// Rounds of each measurement. One round's p99 on two cores shared with PostgreSQL and the
-/// load generator swings by ±40% from scheduling alone; the median of five does not.
+/// load generator swings by ±40% from scheduling alone; the median of five is steadier.
 const ROUNDS: usize = 5;
 
 /// Median over the rounds of the `p`th percentile latency, in ms.
@@ -75,10 +80,6 @@ fn rounds_summary(rounds: &[LoadResult]) -> String {
             .join(", ")
     )
 }
-const CONCURRENT_CLIENTS: usize = 8;
-/// Provisioning is DDL executed by PostgreSQL; a few sessions keep both cores busy, more only
-/// queue on the catalog.
-const PROVISION_WORKERS: usize = 4;
 
 /// Latency of one server over the probe tenant's invoice list.
 pub struct Latency {
