@@ -381,15 +381,19 @@ pub async fn tenants(config: &Config, n: usize) -> anyhow::Result<TenantsReport>
                 Ok((reverted, list.len(), report, seconds, noop))
             })
             .await??;
-        Ok::<_, anyhow::Error>((
-            one,
+        Ok::<_, anyhow::Error>(TenantsReport {
+            n,
             provision_seconds,
+            one,
             many,
-            (reverted, reverted_in),
+            reverted,
+            reverted_in,
             migrate,
             migrate_seconds,
             noop_seconds,
-        ))
+            // Set once the cleanup below has run, whatever the outcome.
+            cleanup_seconds: 0.0,
+        })
     }
     .await;
 
@@ -407,25 +411,7 @@ pub async fn tenants(config: &Config, n: usize) -> anyhow::Result<TenantsReport>
     .await??;
     let cleanup_seconds = started.elapsed().as_secs_f64();
 
-    let (
-        one,
-        provision_seconds,
-        many,
-        (reverted, reverted_in),
-        migrate,
-        migrate_seconds,
-        noop_seconds,
-    ) = outcome?;
-    Ok(TenantsReport {
-        n,
-        provision_seconds,
-        one,
-        many,
-        reverted,
-        reverted_in,
-        migrate,
-        migrate_seconds,
-        noop_seconds,
-        cleanup_seconds,
-    })
+    let mut report = outcome?;
+    report.cleanup_seconds = cleanup_seconds;
+    Ok(report)
 }
