@@ -15,7 +15,7 @@ use arbor::{
     error::AppError,
     invoicing::billrun,
 };
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use diesel::{sql_types::BigInt, QueryableByName, RunQueryDsl};
 
 use crate::{
@@ -94,6 +94,26 @@ impl Drop for Server {
     }
 }
 
+/// `n` monthly subscriptions (one customer each, the bench's seed) started on the first of last
+/// month, with auto-finalize on so every invoice of a run takes a number; returns today.
+fn seed_auto_finalized(app: &TestApp, t: &TestTenant, n: i64) -> NaiveDate {
+    let today = Utc::now().date_naive();
+    let last_month = today
+        .with_day(1)
+        .and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
+        .unwrap();
+    in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::bench::seed(c, n, last_month).map_err(AppError::internal)
+    })
+    .unwrap();
+    exec(
+        app,
+        t,
+        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
+    );
+    today
+}
+
 #[tokio::test]
 async fn a_process_killed_mid_bill_run_resumes_without_duplicate_or_missing_invoices() {
     // Arrange: 1,500 monthly subscriptions (three transactions of 500), auto-finalized so
@@ -101,20 +121,7 @@ async fn a_process_killed_mid_bill_run_resumes_without_duplicate_or_missing_invo
     const SUBS: i64 = 1_500;
     let app = TestApp::spawn_with(|c| c.workers = 0).await;
     let t = app.signup(&new_client(), "kill").await;
-    let today = Utc::now().date_naive();
-    let last_month = today
-        .with_day(1)
-        .and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
-        .unwrap();
-    in_tenant(&mut app.conn(), &t.schema(), |c| {
-        arbor::bench::seed(c, SUBS, last_month).map_err(AppError::internal)
-    })
-    .unwrap();
-    exec(
-        &app,
-        &t,
-        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
-    );
+    let today = seed_auto_finalized(&app, &t, SUBS);
     let run = in_tenant(&mut app.conn(), &t.schema(), |c| {
         billrun::create(c, today, "manual", None)
     })
@@ -456,20 +463,7 @@ async fn two_instances_with_workers_never_charge_or_email_twice() {
     })
     .await;
     let t = a.signup(&new_client(), "twin").await;
-    let today = Utc::now().date_naive();
-    let last_month = today
-        .with_day(1)
-        .and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
-        .unwrap();
-    in_tenant(&mut a.conn(), &t.schema(), |c| {
-        arbor::bench::seed(c, CUSTOMERS, last_month).map_err(AppError::internal)
-    })
-    .unwrap();
-    exec(
-        &a,
-        &t,
-        "INSERT INTO settings (key, value) VALUES ('billing.auto_finalize', 'true')",
-    );
+    let today = seed_auto_finalized(&a, &t, CUSTOMERS);
     exec(&a, &t, "INSERT INTO contacts (account_id, name, email, receives_invoices) SELECT id, 'AP', 'ap-' || id || '@twin.example', true FROM accounts");
     exec(&a, &t, "INSERT INTO payment_methods (account_id, gateway, token, brand, last4, auto_charge) SELECT id, 'sandbox', 'tok_sandbox_ok_' || id, 'Visa', '4242', true FROM accounts");
     let run = one(
