@@ -391,7 +391,13 @@ pub fn aging(
             aging_seed(c, invoices, accounts, today).map_err(crate::error::AppError::internal)
         })?;
         // Outside a transaction: VACUUM sets the visibility map so index-only scans work.
-        for t in ["accounts", "invoices", "payments", "payment_applications"] {
+        for t in [
+            "accounts",
+            "invoices",
+            "payments",
+            "payment_applications",
+            "ar_settlements",
+        ] {
             exec(c, &format!("VACUUM (ANALYZE) {}.{t}", p.schema.as_str()))?;
         }
         println!("seeded in {:.1} s", seeded.elapsed().as_secs_f64());

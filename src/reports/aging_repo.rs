@@ -5,8 +5,9 @@
 //! The detail (a page of invoices) reads `invoices` through the covering partial index of
 //! the open receivables. The summary, which aggregates every open receivable, reads the slim
 //! trigger-kept copy `ar_open` instead and is built in [`super::aging_summary`] (where its
-//! cost goes is explained there); both take settlements after the date from [`LATE`], so the
-//! two can only disagree if `ar_open` drifted from `invoices`, which the integration tests
+//! cost goes is explained there). The detail takes settlements after the date from [`LATE`]
+//! (applications and payments), the summary its cash from the trigger-kept `ar_settlements`;
+//! the two can only disagree if a trigger-kept table drifted, which the integration tests
 //! check after every kind of change.
 
 use chrono::NaiveDate;
@@ -76,8 +77,27 @@ pub struct Filters {
     pub visible_owner: Option<i64>,
 }
 
-/// Every settlement dated after `$1`, per invoice (`late`), shared by the detail and the
-/// summary statements.
+/// The part of `amount_credited` settled by credit notes issued after `$1`, per invoice
+/// (`SELECT invoice_id, amount, 1`): a note settles its invoice on its issue date, and the part
+/// that did is `min(amount_credited, Σ totals of its notes issued ≤ $1)`. Shared by [`LATE`]
+/// and the summary, which takes cash from the trigger-kept `ar_settlements` instead.
+macro_rules! credited_late {
+    () => {
+        "    SELECT i.id, GREATEST(i.amount_credited - COALESCE((
+               SELECT sum(c.total) FROM invoices c
+                WHERE c.related_invoice_id = i.id AND c.kind = 'credit_note'
+                  AND c.status NOT IN ('draft', 'void') AND c.issue_date <= $1::date), 0), 0), 1
+      FROM invoices i
+     WHERE i.amount_credited > 0
+       AND i.id IN (SELECT c.related_invoice_id FROM invoices c
+                     WHERE c.kind = 'credit_note' AND c.status NOT IN ('draft', 'void')
+                       AND c.issue_date > $1::date AND c.related_invoice_id IS NOT NULL)"
+    };
+}
+pub(crate) use credited_late;
+
+/// Every settlement dated after `$1`, per invoice (`late`), for the detail statement (the
+/// summary reads the same cash from `ar_settlements`, with the same effective days).
 ///
 /// A cash application counts on its payment's received_on when written with the payment
 /// (same created_at), else on its own UTC day. Rather than joining every application created
@@ -89,7 +109,8 @@ pub struct Filters {
 /// expects many such payments, then hashes every application; `OFFSET 0` keeps the lateral
 /// lookup per payment found. `w` counts the settlements so an invoice whose only candidates
 /// were taken back gets no `adj` row.
-pub(crate) const LATE: &str = "late AS (
+pub(crate) const LATE: &str = concat!(
+    "late AS (
     SELECT pa.invoice_id, pa.amount, 1 AS w FROM payment_applications pa
      WHERE pa.created_at >= (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
     UNION ALL
@@ -105,16 +126,11 @@ pub(crate) const LATE: &str = "late AS (
      WHERE p.received_on > $1::date
        AND p.created_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
     UNION ALL
-    SELECT i.id, GREATEST(i.amount_credited - COALESCE((
-               SELECT sum(c.total) FROM invoices c
-                WHERE c.related_invoice_id = i.id AND c.kind = 'credit_note'
-                  AND c.status NOT IN ('draft', 'void') AND c.issue_date <= $1::date), 0), 0), 1
-      FROM invoices i
-     WHERE i.amount_credited > 0
-       AND i.id IN (SELECT c.related_invoice_id FROM invoices c
-                     WHERE c.kind = 'credit_note' AND c.status NOT IN ('draft', 'void')
-                       AND c.issue_date > $1::date AND c.related_invoice_id IS NOT NULL)
-)";
+",
+    credited_late!(),
+    "
+)"
+);
 
 /// The account filter's subtree (`$5`).
 pub(crate) const SUB: &str = "sub(id) AS (

@@ -9,13 +9,18 @@
 //!   the open invoices kept by triggers on `invoices`, balances already in integer minor
 //!   units: no NUMERIC arithmetic per invoice.
 //! - Balances are additive, so the statement never joins every open invoice to its late
-//!   settlements. `own` takes every open row as it is today; the few invoices whose balance
-//!   as of the date differs (settled after it, or uncollectible and maybe written off by then)
-//!   are computed exactly in `fix`, and `own` takes their open row back (−balance, −1
-//!   invoice) before adding the exact one. Counting invoices with ±1 and keeping only groups
-//!   whose count stays above zero gives exactly the rows and counts of a per-invoice
-//!   computation. As of today `adj` holds only the odd post-dated or late-applied payment,
-//!   and `fix` reads little more than the uncollectible rows (a partial index).
+//!   settlements. `own` takes every open row as it is today; for the few invoices whose
+//!   balance as of the date differs (settled after it, or uncollectible and maybe written off
+//!   by then) `fix` adds the difference to the invoice's bucket and corrects its payer's
+//!   invoice count (+1 for one paid since, −1 for one whose balance then was nil). Keeping
+//!   only groups whose count stays above zero gives exactly the rows and counts of a
+//!   per-invoice computation. As of today `adj` holds only the odd post-dated or late-applied
+//!   payment, and `fix` reads little more than the uncollectible rows (a partial index).
+//! - What settled after the date comes from `ar_settlements` (migration
+//!   `000023_aging_settlements`), every cash application with its effective day and its
+//!   invoice's payer, currency and dates, kept by triggers: 30 days back that is one index
+//!   range of ~70k rows at 1M invoices, where reading applications, their payments and then
+//!   every invoice settled since cost ~300 ms of lookups.
 //! - The summary runs with merge joins off (`aging_repo::tune_for_summary` says why).
 //! - Sums use `ar_sum` (int8 state, raises on overflow): `sum(int8)` allocates a 128-bit
 //!   state per group and bucket, most of the aggregate's cost at 10⁵ groups.
@@ -27,40 +32,62 @@
 //! - Per-currency cut: a bounded top-N per currency; names are looked up for shown rows only.
 
 use super::aging::sql_case;
-use super::aging_repo::{account_ok, Filters, Group, Owner, LATE, SUB, UNITS};
+use super::aging_repo::{account_ok, credited_late, Filters, Group, Owner, SUB, UNITS};
 
-/// Settlements after `$1` per invoice, in minor units, in invoice order: the lookups in
-/// `fix` then walk the indexes and the heap in order instead of at random (about three times
-/// faster at the 70k late settlements of a report 30 days back). `w` as in [`LATE`].
-const ADJ: &str = "adj AS (
-    SELECT invoice_id, ar_sum(m) AS m
-      FROM (SELECT invoice_id, (amount * 10000)::bigint AS m, w::bigint AS w FROM late) l
-     GROUP BY invoice_id HAVING ar_sum(w) > 0
-     ORDER BY invoice_id
-)";
+/// Settlements after `$1` per invoice, in minor units, with the invoice's aging columns:
+/// cash from `ar_settlements` (migration `000023_aging_settlements`: each application with
+/// the day it counts on, one index range and no lookups), credit notes from
+/// [`credited_late`] (few rows, looked up). Invoices issued after `$1` are out already, and
+/// an invoice whose late settlements cancel out keeps its balance, so it needs no row.
+const ADJ: &str = concat!(
+    "credited(invoice_id, amount, w) AS (
+",
+    credited_late!(),
+    "
+),
+adj AS (
+    SELECT invoice_id, account_id, currency, issue_date, due, uncollectible, ar_sum(m) AS m
+      FROM (SELECT s.invoice_id, s.account_id, s.currency, s.issue_date, s.due,
+                   s.uncollectible, s.m
+              FROM ar_settlements s
+             WHERE s.eff > $1::date AND s.issue_date <= $1::date
+            UNION ALL
+            SELECT i.id, i.bill_to_account_id, i.currency, i.issue_date,
+                   COALESCE(i.due_date, i.issue_date), i.status = 'uncollectible',
+                   (c.amount * 10000)::bigint
+              FROM credited c JOIN invoices i ON i.id = c.invoice_id
+             WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')
+               AND i.issue_date <= $1::date) l
+     GROUP BY invoice_id, account_id, currency, issue_date, due, uncollectible
+    HAVING ar_sum(m) <> 0
+)"
+);
 
-/// The invoices whose balance as of `$1` is not today's open row: open ones settled after
-/// `$1`, uncollectible ones (out of AR from their write-off day), and ones settled since
-/// (no open row: paid, or open with nothing due). `counted` says the first branch of `own`
-/// took the open row (`open_m`), so `own` takes it back.
+/// The invoices whose balance as of `$1` is not today's open row, with what each changes in
+/// `own`: `m` is added to the invoice's bucket and `c` to its payer's invoice count.
+/// - Settled after `$1` and open today: the open row is counted already, so `m` is just the
+///   later settlements, and `c` is −1 when they cancel the balance as of `$1` (a reversal or
+///   unapplying after the date), else 0.
+/// - Settled after `$1` and not open today (paid since, or nothing due): its balance then is
+///   what settled it since, one more invoice.
+/// - Uncollectible (out of AR from its write-off day): the open branch skips it, so it comes
+///   here whole, with any later settlements.
+///
+/// The open row is found by a lookup per settled invoice (`OFFSET 0` keeps the planner from
+/// hashing all of `ar_open` for them).
 const FIX: &str = "fix AS (
-    SELECT o.invoice_id AS id, o.account_id, o.currency, o.issue_date, o.due, o.uncollectible,
-           o.m + adj.m AS m, NOT o.uncollectible AS counted, o.m AS open_m
-      FROM adj JOIN ar_open o ON o.invoice_id = adj.invoice_id
-     WHERE o.issue_date <= $1::date
+    SELECT a.invoice_id AS id, a.account_id, a.currency, a.issue_date, a.due, a.uncollectible,
+           CASE WHEN NOT o.uncollectible THEN a.m ELSE COALESCE(o.m, 0) + a.m END AS m,
+           CASE WHEN NOT o.uncollectible THEN CASE WHEN o.m + a.m = 0 THEN -1 ELSE 0 END
+                WHEN COALESCE(o.m, 0) + a.m <> 0 THEN 1 ELSE 0 END AS c
+      FROM adj a
+      LEFT JOIN LATERAL (SELECT x.m, x.uncollectible FROM ar_open x
+                          WHERE x.invoice_id = a.invoice_id OFFSET 0) o ON true
     UNION ALL
-    SELECT o.invoice_id, o.account_id, o.currency, o.issue_date, o.due, true, o.m, false, o.m
+    SELECT o.invoice_id, o.account_id, o.currency, o.issue_date, o.due, true, o.m, 1
       FROM ar_open o
      WHERE o.uncollectible AND o.issue_date <= $1::date
        AND NOT EXISTS (SELECT 1 FROM adj WHERE adj.invoice_id = o.invoice_id)
-    UNION ALL
-    SELECT i.id, i.bill_to_account_id, i.currency, i.issue_date,
-           COALESCE(i.due_date, i.issue_date), i.status = 'uncollectible',
-           (i.amount_due * 10000)::bigint + adj.m, false, 0
-      FROM adj JOIN invoices i ON i.id = adj.invoice_id
-     WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')
-       AND NOT (i.status IN ('open', 'uncollectible') AND i.amount_due > 0)
-       AND i.issue_date <= $1::date
 )";
 
 /// Signed rows whose sums per payer and currency are the balances as of `$1` (`m`, minor
@@ -76,11 +103,8 @@ fn own_cte(filters: &str) -> String {
       FROM ar_open o
      WHERE NOT o.uncollectible AND o.issue_date <= $1::date{fo}
     UNION ALL
-    SELECT f.account_id, f.currency, f.due, -f.open_m, -1::bigint FROM fix f
-     WHERE f.counted{ff}
-    UNION ALL
-    SELECT f.account_id, f.currency, f.due, f.m, 1::bigint FROM fix f
-     WHERE f.m <> 0{ff}
+    SELECT f.account_id, f.currency, f.due, f.m, f.c::bigint FROM fix f
+     WHERE (f.m <> 0 OR f.c <> 0){ff}
        AND (NOT f.uncollectible OR NOT EXISTS (
             SELECT 1 FROM events e
              WHERE e.entity = 'invoice' AND e.entity_id = f.id
@@ -242,7 +266,6 @@ rows_ AS (
     format!(
         "WITH RECURSIVE
 {SUB},
-{LATE},
 {ADJ},
 {FIX},
 {own}{body}

@@ -3,7 +3,8 @@
 //! balance, status, due date or payer, made through the real code paths: bill runs
 //! (set-based inserts and finalization), payments applied oldest first, credit notes,
 //! unapplying, write-off, a reversal, void and an account merge. After each step the summary
-//! (which reads `ar_open`) also agrees with the invoice-level detail (which reads `invoices`).
+//! (which reads `ar_open` and `ar_settlements`) also agrees with the invoice-level detail
+//! (which reads `invoices`, `payment_applications` and `payments`).
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,35 @@ fn drift(app: &TestApp, t: &TestTenant) -> i64 {
          have AS (
              SELECT invoice_id, account_id, currency, issue_date, due, m, uncollectible
                FROM ar_open)
+         SELECT count(*) AS id FROM (
+             (SELECT * FROM want EXCEPT ALL SELECT * FROM have)
+             UNION ALL
+             (SELECT * FROM have EXCEPT ALL SELECT * FROM want)) x",
+    )
+}
+
+/// Rows of `ar_settlements` (cash applications with their effective day and their invoice's
+/// aging columns, kept by triggers on applications and invoices) missing from, or extra to,
+/// the same computed from the applications, their payments and invoices.
+fn settlement_drift(app: &TestApp, t: &TestTenant) -> i64 {
+    one(
+        app,
+        t,
+        "WITH want AS (
+             SELECT pa.id AS application_id, pa.invoice_id,
+                    CASE WHEN p.created_at = pa.created_at THEN p.received_on
+                         ELSE (pa.created_at AT TIME ZONE 'UTC')::date END AS eff,
+                    (pa.amount * 10000)::bigint AS m, i.bill_to_account_id AS account_id,
+                    i.currency, i.issue_date, COALESCE(i.due_date, i.issue_date) AS due,
+                    i.status = 'uncollectible' AS uncollectible
+               FROM payment_applications pa
+               JOIN payments p ON p.id = pa.payment_id
+               JOIN invoices i ON i.id = pa.invoice_id
+              WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void')),
+         have AS (
+             SELECT application_id, invoice_id, eff, m, account_id, currency, issue_date, due,
+                    uncollectible
+               FROM ar_settlements)
          SELECT count(*) AS id FROM (
              (SELECT * FROM want EXCEPT ALL SELECT * FROM have)
              UNION ALL
@@ -99,6 +129,11 @@ fn assert_summary_matches_detail(app: &TestApp, t: &TestTenant, step: &str) {
 
 fn check(app: &TestApp, t: &TestTenant, step: &str) {
     assert_eq!(drift(app, t), 0, "ar_open drifted after: {step}");
+    assert_eq!(
+        settlement_drift(app, t),
+        0,
+        "ar_settlements drifted after: {step}"
+    );
     assert_summary_matches_detail(app, t, step);
 }
 
@@ -247,6 +282,23 @@ async fn open_receivables_stay_equal_to_the_invoices_through_every_kind_of_chang
     assert_eq!(voided, 0, "a void invoice is not receivable");
     check(&app, &t, "void");
 
+    // The duplicate pays part of its January invoice, so the merge has a settlement to move.
+    let fields = [
+        ("method", "check"),
+        ("amount", "30"),
+        ("received_on", "2026-02-10"),
+        ("allocation", "oldest"),
+    ];
+    let resp = app
+        .post_form(
+            &owner,
+            &format!("/t/{}/accounts/{dup}/payments", t.slug),
+            &fields,
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    check(&app, &t, "the duplicate's payment");
+
     // Merging the duplicate customer moves its invoices' payer.
     let dup_number = account(&app, &t, dup).account_number;
     let resp = app
@@ -266,6 +318,12 @@ async fn open_receivables_stay_equal_to_the_invoices_through_every_kind_of_chang
         moved, 0,
         "the duplicate's open invoices are now the survivor's"
     );
+    let moved = one(
+        &app,
+        &t,
+        &format!("SELECT count(*) AS id FROM ar_settlements WHERE account_id = {dup}"),
+    );
+    assert_eq!(moved, 0, "the duplicate's settlements follow its invoices");
     check(&app, &t, "account merge");
 
     // A statement touching every invoice at once (the triggers work per statement, over its
