@@ -6,4 +6,5 @@ DROP TRIGGER IF EXISTS ar_settlements_ins ON payment_applications;
 DROP FUNCTION IF EXISTS ar_settlements_follow();
 DROP FUNCTION IF EXISTS ar_settlements_truncate();
 DROP FUNCTION IF EXISTS ar_settlements_sync();
+DROP VIEW IF EXISTS ar_settlement_rows;
 DROP TABLE IF EXISTS ar_settlements;

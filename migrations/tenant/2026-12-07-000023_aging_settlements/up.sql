@@ -27,6 +27,19 @@ CREATE INDEX ar_settlements_eff_idx ON ar_settlements (eff)
     INCLUDE (invoice_id, m, account_id, currency, issue_date, due, uncollectible);
 CREATE INDEX ar_settlements_invoice_idx ON ar_settlements (invoice_id);
 
+-- What a row of ar_settlements is, defined once for the trigger and the backfill.
+CREATE VIEW ar_settlement_rows AS
+SELECT r.id AS application_id, r.invoice_id,
+       CASE WHEN p.created_at = r.created_at THEN p.received_on
+            ELSE (r.created_at AT TIME ZONE 'UTC')::date END AS eff,
+       (r.amount * 10000)::bigint AS m, i.bill_to_account_id AS account_id, i.currency,
+       i.issue_date, COALESCE(i.due_date, i.issue_date) AS due,
+       i.status = 'uncollectible' AS uncollectible
+  FROM payment_applications r
+  JOIN payments p ON p.id = r.payment_id
+  JOIN invoices i ON i.id = r.invoice_id
+ WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void');
+
 CREATE FUNCTION ar_settlements_sync() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
@@ -36,15 +49,10 @@ BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO ar_settlements (application_id, invoice_id, eff, m, account_id, currency,
                                     issue_date, due, uncollectible)
-        SELECT r.id, r.invoice_id,
-               CASE WHEN p.created_at = r.created_at THEN p.received_on
-                    ELSE (r.created_at AT TIME ZONE 'UTC')::date END,
-               (r.amount * 10000)::bigint, i.bill_to_account_id, i.currency, i.issue_date,
-               COALESCE(i.due_date, i.issue_date), i.status = 'uncollectible'
-          FROM new_rows r
-          JOIN payments p ON p.id = r.payment_id
-          JOIN invoices i ON i.id = r.invoice_id
-         WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void');
+        SELECT application_id, invoice_id, eff, m, account_id, currency, issue_date, due,
+               uncollectible
+          FROM ar_settlement_rows v
+         WHERE v.application_id IN (SELECT id FROM new_rows);
     END IF;
     RETURN NULL;
 END
@@ -91,12 +99,5 @@ CREATE TRIGGER ar_settlements_follow AFTER UPDATE ON invoices
 
 INSERT INTO ar_settlements (application_id, invoice_id, eff, m, account_id, currency, issue_date,
                             due, uncollectible)
-SELECT r.id, r.invoice_id,
-       CASE WHEN p.created_at = r.created_at THEN p.received_on
-            ELSE (r.created_at AT TIME ZONE 'UTC')::date END,
-       (r.amount * 10000)::bigint, i.bill_to_account_id, i.currency, i.issue_date,
-       COALESCE(i.due_date, i.issue_date), i.status = 'uncollectible'
-  FROM payment_applications r
-  JOIN payments p ON p.id = r.payment_id
-  JOIN invoices i ON i.id = r.invoice_id
- WHERE i.kind = 'invoice' AND i.status NOT IN ('draft', 'void');
+SELECT application_id, invoice_id, eff, m, account_id, currency, issue_date, due, uncollectible
+  FROM ar_settlement_rows;
