@@ -3,8 +3,9 @@
 //! Rules: every write records an entry in the same transaction as the change (so there is no
 //! change without its entry). The table is append-only (a trigger rejects UPDATE, DELETE and
 //! TRUNCATE) and hash-chained: each row's hash covers its content and the previous row's hash,
-//! computed in the database by the insert trigger, so `arbor audit verify` can find the first
-//! altered row. Security events of a user (sign-in, failed sign-in, 2FA and password changes)
+//! computed in the database when the transaction commits (a deferred trigger links the
+//! transaction's entries under a short lock, so long transactions of one tenant do not queue
+//! behind each other), so `arbor audit verify` can find the first altered row. Security events of a user (sign-in, failed sign-in, 2FA and password changes)
 //! are recorded in every tenant the user is an active member of.
 
 pub mod handlers;

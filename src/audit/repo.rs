@@ -12,7 +12,8 @@ use super::{Actor, Entry, Verification};
 use crate::{db::schema::tenant::audit_log, error::AppResult};
 
 pub fn insert(conn: &mut PgConnection, actor: &Actor, e: &Entry) -> AppResult<()> {
-    // seq, prev_hash and hash are filled by the chain trigger; the placeholders satisfy NOT NULL.
+    // seq, prev_hash and hash are filled by the triggers (pending, then linked at commit); the
+    // placeholders satisfy NOT NULL.
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::seq.eq(0),

@@ -166,3 +166,66 @@ async fn concurrent_writers_keep_one_unbroken_chain() {
         "{v:?}"
     );
 }
+
+#[derive(diesel::QueryableByName)]
+struct SeqOf {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+fn seq_of(c: &mut diesel::PgConnection, schema: &arbor::db::scope::TenantSchema, id: &str) -> i64 {
+    in_tenant(c, schema, |c| {
+        Ok(diesel::sql_query(
+            "SELECT seq FROM audit_log WHERE entity_type = 'thing' AND entity_id = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .get_result::<SeqOf>(c)?)
+    })
+    .unwrap()
+    .seq
+}
+
+#[tokio::test]
+async fn an_open_transaction_with_entries_does_not_hold_up_other_writers() {
+    // Arrange: a long transaction (a bill run, a burst of CRM events) has written an entry.
+    let app = TestApp::spawn().await;
+    let t = app.signup(&new_client(), "longtx").await;
+    let schema = t.schema();
+    let mut long = arbor::db::connect(&app.db_url).unwrap();
+    let mut other = arbor::db::connect(&app.db_url).unwrap();
+    let entry = |id: &str| arbor::audit::Entry::new("test.write", "thing", id);
+    let system = arbor::audit::Actor::system();
+    in_tenant(&mut long, &schema, |c| {
+        arbor::audit::record(c, &system, &entry("long-1"))?;
+        // Act: while it is open, another writer records and commits. Before, the chain lock
+        // was taken at the first entry and held to commit: this waited for the long one
+        // (here it would fail on the lock timeout instead of hanging the test).
+        in_tenant(&mut other, &schema, |c| {
+            diesel::sql_query("SET LOCAL lock_timeout = '2s'").execute(c)?;
+            arbor::audit::record(c, &system, &entry("other-1"))
+        })?;
+        arbor::audit::record(c, &system, &entry("long-2"))?;
+        Ok(())
+    })
+    .unwrap();
+
+    // Assert: one unbroken chain in commit order, the long transaction's entries together and
+    // in the order it wrote them.
+    let v = in_tenant(&mut app.conn(), &schema, repo::verify).unwrap();
+    assert!(matches!(v, Verification::Intact { .. }), "{v:?}");
+    let (o, l1, l2) = (
+        seq_of(&mut other, &schema, "other-1"),
+        seq_of(&mut other, &schema, "long-1"),
+        seq_of(&mut other, &schema, "long-2"),
+    );
+    assert!(o > 0 && o < l1, "other {o}, long {l1}");
+    assert_eq!(l2, l1 + 1);
+    // A pending entry cannot be altered on its way into the chain either.
+    let sneaky = in_tenant(&mut long, &schema, |c| {
+        arbor::audit::record(c, &system, &entry("long-3"))?;
+        Ok(diesel::sql_query("UPDATE audit_log SET reason = 'edited' WHERE seq < 0").execute(c)?)
+    });
+    assert!(format!("{sneaky:?}").contains("append-only"), "{sneaky:?}");
+    let v = in_tenant(&mut app.conn(), &schema, repo::verify).unwrap();
+    assert!(matches!(v, Verification::Intact { .. }), "{v:?}");
+}
