@@ -254,8 +254,12 @@ pub struct Index {
     by_crm: HashMap<(String, String), Vec<usize>>,
 }
 
-fn prefix(key: &str) -> String {
-    key.chars().take(3).collect()
+/// Characters of the normalised name two "similar" names share (indexed in the database as
+/// `left(name_key, 3)`).
+pub const PREFIX_CHARS: i32 = 3;
+
+pub fn prefix(key: &str) -> String {
+    key.chars().take(PREFIX_CHARS as usize).collect()
 }
 
 impl Index {

@@ -1,11 +1,15 @@
 //! Loading duplicate-detection candidates (see `dedupe` for the rules).
 
-use diesel::{prelude::*, PgConnection};
+use diesel::{
+    dsl,
+    prelude::*,
+    sql_types::{Integer, Text},
+    PgConnection,
+};
 
 use super::{
     dedupe::{self, Candidate, Index, Probe},
     hierarchy::family,
-    repo::like_escape,
 };
 use crate::{
     db::schema::tenant::{account_external_ids as ext, accounts, contacts},
@@ -53,16 +57,27 @@ fn candidates_for(conn: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<Candida
         .collect())
 }
 
+define_sql_function! {
+    /// The first `n` characters (`accounts_name_prefix_idx` indexes `left(name_key, 3)`).
+    fn left(s: Text, n: Integer) -> Text;
+}
+
 /// Accounts sharing any key with `probe` (merged accounts excluded), as a matcher index.
 pub fn dedupe_index_for(conn: &mut PgConnection, probe: &Probe) -> AppResult<Index> {
     let live = accounts::status.ne("merged");
-    let prefix: String = probe.name_key.chars().take(3).collect();
+    // The matcher's "similar name" is an equal prefix, so an indexed equality finds them all.
+    // The length is a literal: only `left(name_key, 3)` matches the index expression.
+    let similar = left(
+        accounts::name_key,
+        dsl::sql::<Integer>(&dedupe::PREFIX_CHARS.to_string()),
+    )
+    .eq(dedupe::prefix(&probe.name_key));
     let mut ids: Vec<i64> = accounts::table
         .filter(live)
         .filter(
             accounts::name_key
                 .eq(&probe.name_key)
-                .or(accounts::name_key.like(format!("{}%", like_escape(&prefix))))
+                .or(similar)
                 .or(accounts::tax_id_key.eq(probe.tax_id_key.clone().unwrap_or_default()))
                 .or(accounts::domain.eq(probe.domain.clone().unwrap_or_default())),
         )

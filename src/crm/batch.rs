@@ -26,6 +26,16 @@ use crate::{
 /// Events applied in one transaction at most.
 pub const BATCH: i64 = 100;
 
+/// Tables a burst of won deals fills and then looks up by other columns than the id (duplicate
+/// detection, CRM links): their statistics must keep up (`db::statistics`).
+const GROWING_TABLES: [&str; 5] = [
+    "accounts",
+    "contacts",
+    "account_external_ids",
+    "crm_links",
+    "subscriptions",
+];
+
 /// What one job of the batch carries into the transaction.
 struct Work {
     slot: usize,
@@ -123,6 +133,21 @@ async fn run_batch(
             }),
             None => out[slot] = Some(Err(JobFailure::permanent("CRM job without inbox_id"))),
         }
+    }
+    let s = schema.clone();
+    let analysed = db::run(&state.pool, move |c| {
+        db::scope::in_tenant(c, &s, |c| {
+            db::statistics::refresh_if_outgrown(c, &GROWING_TABLES)
+        })
+    })
+    .await;
+    match analysed {
+        Ok(t) if !t.is_empty() => {
+            tracing::info!(tables = ?t, "analysed tables a CRM burst outgrew")
+        }
+        Ok(_) => {}
+        // Only the plans suffer; the events still apply.
+        Err(e) => tracing::warn!(error = ?e, "could not refresh planner statistics"),
     }
     let ids: Vec<i64> = work.iter().map(|w| w.inbox_id).collect();
     let s = schema.clone();

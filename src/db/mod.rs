@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod migrate;
 pub mod schema;
 pub mod scope;
+pub mod statistics;
 
 use std::time::Duration;
 

@@ -334,3 +334,28 @@ async fn accounts_of_one_hierarchy_are_not_duplicates_of_each_other() {
     assert_eq!(r.status().as_u16(), 422);
     assert!(account(&app, &t, uk).parent_id == Some(group));
 }
+
+#[tokio::test]
+async fn a_similar_name_is_found_through_the_name_prefix() {
+    // Arrange: the candidate is found by the indexed three-character prefix of its name.
+    let app = TestApp::spawn().await;
+    let owner = new_client();
+    let t = app.signup(&owner, "similar").await;
+    let r = create(&app, &owner, &t, &[("legal_name", "Northwind Traders Ltd")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let northwind = id_from(&r);
+    let r = create(&app, &owner, &t, &[("legal_name", "Southwind Traders")]).await;
+    assert_eq!(
+        r.status().as_u16(),
+        303,
+        "another prefix is another company"
+    );
+    // Act
+    let r = create(&app, &owner, &t, &[("legal_name", "Northwind Trader")]).await;
+    // Assert
+    assert_eq!(r.status().as_u16(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("similar name (94%)"), "{html}");
+    assert!(html.contains(&format!("/accounts/{northwind}")));
+    assert_eq!(count(&app, &t, "accounts"), 2);
+}

@@ -1240,3 +1240,72 @@ async fn company_and_contact_changes_in_the_crm_update_the_linked_account_and_co
     );
     assert!(crate::helpers::audit_actions(&app, &t).contains(&"contact.updated".to_owned()));
 }
+
+/// Analyses of `accounts` so far (autovacuum's and ours).
+fn analyses(app: &TestApp, t: &TestTenant) -> i64 {
+    one(
+        app,
+        t,
+        "SELECT (analyze_count + autoanalyze_count)::bigint AS id FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND relname = 'accounts'",
+    )
+}
+
+#[tokio::test]
+async fn a_burst_into_a_young_tenant_refreshes_statistics_once_it_outgrows_them() {
+    // Arrange: a new tenant's accounts table, never analysed, gets a burst of rows.
+    let app = TestApp::spawn().await;
+    let t = app.signup(&new_client(), "stats").await;
+    let tables = ["accounts", "contacts"];
+    let refresh = |app: &TestApp| in_tenant_refresh(app, &t, &tables);
+    assert!(refresh(&app).is_empty(), "nothing has grown yet");
+    // Autovacuum must not analyse it first (it may, within its minute, on a real server).
+    exec(
+        &app,
+        &t,
+        "ALTER TABLE accounts SET (autovacuum_enabled = false)",
+    );
+    exec(
+        &app,
+        &t,
+        "INSERT INTO accounts (account_number, legal_name, display_name, name_key, currency) \
+         SELECT 'S-' || g, 'Stats ' || g, 'Stats ' || g, 'stats ' || g, 'EUR' FROM generate_series(1, 800) g",
+    );
+    let before = analyses(&app, &t);
+    // Act: the counters reach the statistics system within a second or so of the commit.
+    let mut refreshed = Vec::new();
+    for _ in 0..50 {
+        refreshed = refresh(&app);
+        if !refreshed.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Assert: the grown table (and only it) was analysed, once; more rows that do not double
+    // it again leave it alone.
+    assert_eq!(refreshed, vec!["accounts".to_owned()]);
+    assert_eq!(analyses(&app, &t), before + 1);
+    assert_eq!(
+        one(
+            &app,
+            &t,
+            "SELECT reltuples::bigint AS id FROM pg_class WHERE oid = 'accounts'::regclass"
+        ),
+        800
+    );
+    exec(
+        &app,
+        &t,
+        "INSERT INTO accounts (account_number, legal_name, display_name, name_key, currency) \
+         SELECT 'T-' || g, 'More ' || g, 'More ' || g, 'more ' || g, 'EUR' FROM generate_series(1, 600) g",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(refresh(&app).is_empty());
+}
+
+fn in_tenant_refresh(app: &TestApp, t: &TestTenant, tables: &[&str]) -> Vec<String> {
+    arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
+        arbor::db::statistics::refresh_if_outgrown(c, tables)
+    })
+    .unwrap()
+}
