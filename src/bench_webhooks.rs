@@ -199,7 +199,7 @@ pub async fn webhooks(config: &Config, events: usize) -> anyhow::Result<WebhookR
         }
         if started.elapsed() > Duration::from_secs(1800) {
             return Err(anyhow!(
-                "events of {n} still not processed after 30 minutes"
+                "some of the {n} events still not processed after 30 minutes"
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -5,8 +5,9 @@
 //! TRUNCATE) and hash-chained: each row's hash covers its content and the previous row's hash,
 //! computed in the database when the transaction commits (a deferred trigger links the
 //! transaction's entries under a short lock, so long transactions of one tenant do not queue
-//! behind each other), so `arbor audit verify` can find the first altered row. Security events of a user (sign-in, failed sign-in, 2FA and password changes)
-//! are recorded in every tenant the user is an active member of.
+//! behind each other), so `arbor audit verify` can find the first altered row. Security events
+//! of a user (sign-in, failed sign-in, 2FA and password changes) are recorded in every tenant
+//! the user is an active member of.
 
 pub mod handlers;
 pub mod repo;

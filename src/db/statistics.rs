@@ -28,14 +28,13 @@ struct Stale {
 /// Analyses those of `tables` (in the current tenant schema) that have outgrown their
 /// statistics; returns their names. `tables` are the caller's own constants, never input.
 pub fn refresh_if_outgrown(conn: &mut PgConnection, tables: &[&str]) -> AppResult<Vec<String>> {
-    let names: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
     let stale: Vec<Stale> = sql_query(
         "SELECT c.relname::text AS relname FROM pg_class c \
          WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1) \
            AND pg_stat_get_mod_since_analyze(c.oid) >= $2 \
            AND pg_stat_get_mod_since_analyze(c.oid) > greatest(c.reltuples, 0)",
     )
-    .bind::<diesel::sql_types::Array<Text>, _>(&names)
+    .bind::<diesel::sql_types::Array<Text>, _>(tables)
     .bind::<BigInt, _>(MIN_CHANGES)
     .load(conn)?;
     let mut done = Vec::new();

@@ -1256,8 +1256,12 @@ async fn a_burst_into_a_young_tenant_refreshes_statistics_once_it_outgrows_them(
     // Arrange: a new tenant's accounts table, never analysed, gets a burst of rows.
     let app = TestApp::spawn().await;
     let t = app.signup(&new_client(), "stats").await;
-    let tables = ["accounts", "contacts"];
-    let refresh = |app: &TestApp| in_tenant_refresh(app, &t, &tables);
+    let refresh = |app: &TestApp| {
+        arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
+            arbor::db::statistics::refresh_if_outgrown(c, &["accounts", "contacts"])
+        })
+        .unwrap()
+    };
     assert!(refresh(&app).is_empty(), "nothing has grown yet");
     // Autovacuum must not analyse it first (it may, within its minute, on a real server).
     exec(
@@ -1301,11 +1305,4 @@ async fn a_burst_into_a_young_tenant_refreshes_statistics_once_it_outgrows_them(
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(refresh(&app).is_empty());
-}
-
-fn in_tenant_refresh(app: &TestApp, t: &TestTenant, tables: &[&str]) -> Vec<String> {
-    arbor::db::scope::in_tenant(&mut app.conn(), &t.schema(), |c| {
-        arbor::db::statistics::refresh_if_outgrown(c, tables)
-    })
-    .unwrap()
 }
