@@ -101,11 +101,14 @@ struct Id {
     id: i64,
 }
 
-/// The inbox rows whose deal document must be read from HubSpot's API first.
+/// The inbox rows whose deal document must be read from the CRM's API first (the same rule
+/// as [`process::fetch_document`]).
 fn needing_fetch(c: &mut PgConnection, ids: &[i64]) -> Result<Vec<i64>, AppError> {
     let rows: Vec<Id> = sql_query(
         "SELECT i.id FROM crm_inbox i JOIN crm_connectors k ON k.id = i.connector_id \
-         WHERE i.id = ANY($1) AND k.kind = 'hubspot' AND k.api_token_sealed IS NOT NULL \
+         WHERE i.id = ANY($1) AND k.api_token_sealed IS NOT NULL \
+           AND (k.kind = 'hubspot' OR (k.kind = 'salesforce' \
+                AND coalesce(k.settings->>'salesforce_instance_url', '') <> '')) \
            AND i.status = 'received' AND i.object_type = 'deal' AND i.change = 'won'",
     )
     .bind::<Array<BigInt>, _>(ids)

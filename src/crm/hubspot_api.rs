@@ -57,29 +57,48 @@ pub fn line_properties(spec: &Spec) -> Vec<String> {
     out.into_iter().collect()
 }
 
-async fn get_json(
-    client: &reqwest::Client,
+/// Whose API a read goes to, for the reasons a held or retried event shows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Vendor {
+    pub name: &'static str,
+    /// What to fix when the token is refused.
+    pub token_hint: &'static str,
+}
+
+pub(super) const HUBSPOT: Vendor = Vendor {
+    name: "HubSpot",
+    token_hint: "set a private-app token with CRM read scopes on the connector, then replay.",
+};
+
+/// Sends `req` with the bearer token; a refused token, a missing record or another client
+/// error holds the event with the reason, anything transient is retried.
+pub(super) async fn get_json(
+    vendor: Vendor,
     token: &str,
     req: reqwest::RequestBuilder,
 ) -> Result<Value, FetchError> {
-    let _ = client;
+    let name = vendor.name;
     let resp = req
         .bearer_auth(token)
         .send()
         .await
-        .map_err(|e| FetchError::Retry(format!("HubSpot API unreachable: {e}")))?;
+        .map_err(|e| FetchError::Retry(format!("{name} API unreachable: {e}")))?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     match status {
-        200..=299 => serde_json::from_str(&body)
-            .map_err(|e| FetchError::Retry(format!("HubSpot API answered with unreadable JSON: {e}"))),
+        200..=299 => serde_json::from_str(&body).map_err(|e| {
+            FetchError::Retry(format!("{name} API answered with unreadable JSON: {e}"))
+        }),
         401 | 403 => Err(FetchError::Hold(format!(
-            "HubSpot refused the access token (HTTP {status}); set a private-app token with CRM read scopes on the connector, then replay."
+            "{name} refused the access token (HTTP {status}); {}",
+            vendor.token_hint
         ))),
-        404 => Err(FetchError::Hold("HubSpot has no such record any more (HTTP 404).".into())),
-        429 | 500..=599 => Err(FetchError::Retry(format!("HubSpot API HTTP {status}"))),
+        404 => Err(FetchError::Hold(format!(
+            "{name} has no such record any more (HTTP 404)."
+        ))),
+        429 | 500..=599 => Err(FetchError::Retry(format!("{name} API HTTP {status}"))),
         _ => Err(FetchError::Hold(format!(
-            "HubSpot API HTTP {status}: {}",
+            "{name} API HTTP {status}: {}",
             crate::integrations::http::snippet(&body)
         ))),
     }
@@ -129,7 +148,7 @@ pub async fn deal_document(
 ) -> Result<Value, FetchError> {
     let base = base.trim_end_matches('/');
     let deal = get_json(
-        client,
+        HUBSPOT,
         token,
         client
             .get(format!("{base}/crm/v3/objects/deals/{deal_id}"))
@@ -142,7 +161,7 @@ pub async fn deal_document(
     let mut doc = json!({ "deal": props(&deal), "company": {}, "contact": {}, "line_items": [] });
     if let Some(id) = first_association(&deal, "companies") {
         let c = get_json(
-            client,
+            HUBSPOT,
             token,
             client
                 .get(format!("{base}/crm/v3/objects/companies/{id}"))
@@ -153,7 +172,7 @@ pub async fn deal_document(
     }
     if let Some(id) = first_association(&deal, "contacts") {
         let c = get_json(
-            client,
+            HUBSPOT,
             token,
             client
                 .get(format!("{base}/crm/v3/objects/contacts/{id}"))
@@ -165,7 +184,7 @@ pub async fn deal_document(
     let items = all_associations(&deal, "line_items");
     if !items.is_empty() {
         let batch = get_json(
-            client,
+            HUBSPOT,
             token,
             client
                 .post(format!("{base}/crm/v3/objects/line_items/batch/read"))

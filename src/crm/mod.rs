@@ -11,6 +11,10 @@
 //!   event in its own savepoint of one transaction. Events about one CRM record apply in order: one older
 //!   than what was already applied is ignored, and a change to a deal not yet created waits
 //!   (retried) and is held once it has waited too long.
+//! - A won deal is completed from the CRM's API first when the connector has an access token:
+//!   HubSpot's webhook names only the changed property (`hubspot_api`), a Salesforce message
+//!   carries only Opportunity fields (`salesforce_api` adds the Account, the primary contact
+//!   and the line items). Without a token the event's own fields are all there is.
 //! - The connector's field mapping turns the CRM document into Arbor's account, contact and
 //!   subscription fields; a deal missing a required billing field, or one whose account match
 //!   is ambiguous, is held with the reasons. Fixing the mapping (or the CRM) and replaying
@@ -29,6 +33,7 @@ pub mod outbound;
 pub mod process;
 pub mod receive;
 pub mod repo;
+pub mod salesforce_api;
 pub mod updates;
 pub mod vendors;
 

@@ -808,8 +808,9 @@ fn one_off_invoice(
     Ok(id)
 }
 
-/// The document of a won HubSpot deal, read from the HubSpot API when the connector has an
-/// access token (the webhook carries only the changed property); `None` for everything else.
+/// The document of a won deal read from the CRM's API when the connector has an access token:
+/// HubSpot's webhook carries only the changed property, a Salesforce message only Opportunity
+/// fields. `None` for everything else.
 pub(super) async fn fetch_document(
     state: &AppState,
     schema: &TenantSchema,
@@ -829,28 +830,44 @@ pub(super) async fn fetch_document(
     .await
     .map_err(|e| FetchError::Retry(format!("{e:?}")))?;
     let (row, connector, token) = loaded;
-    let wanted = connector.kind == "hubspot"
-        && row.status == "received"
-        && row.object_type == "deal"
-        && row.change == "won";
-    let (true, Some(token)) = (wanted, token) else {
+    let won_deal = row.status == "received" && row.object_type == "deal" && row.change == "won";
+    let (true, Some(token)) = (won_deal, token) else {
         return Ok(None);
     };
-    let base = connector.settings().hubspot_api_base;
-    let base = if base.is_empty() {
-        "https://api.hubapi.com".to_owned()
-    } else {
-        base
-    };
-    super::hubspot_api::deal_document(
-        &state.http,
-        &base,
-        &token,
-        &connector.spec(),
-        &row.object_id,
-    )
-    .await
-    .map(Some)
+    let settings = connector.settings();
+    match connector.kind.as_str() {
+        "hubspot" => {
+            let base = if settings.hubspot_api_base.is_empty() {
+                "https://api.hubapi.com".to_owned()
+            } else {
+                settings.hubspot_api_base
+            };
+            super::hubspot_api::deal_document(
+                &state.http,
+                &base,
+                &token,
+                &connector.spec(),
+                &row.object_id,
+            )
+            .await
+            .map(Some)
+        }
+        // The write-back's instance; without one there is nothing to read from.
+        "salesforce" if !settings.salesforce_instance_url.is_empty() => {
+            let message = row.inbound().map(|e| e.fields).unwrap_or_default();
+            super::salesforce_api::opportunity_document(
+                &state.http,
+                &settings.salesforce_instance_url,
+                &token,
+                &connector.spec(),
+                &row.object_id,
+                &message,
+            )
+            .await
+            .map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Processes one inbox row in the caller's tenant transaction, with the document already read

@@ -981,6 +981,147 @@ async fn a_hubspot_deal_won_is_read_from_the_hubspot_api_and_billed() {
     assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscription_items WHERE quantity = 2 AND discount_percent = 5"), 1);
 }
 
+/// A Salesforce Outbound Message for one won Opportunity of org `00D000000000062`.
+fn salesforce_won(opportunity: &str, account: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>00D000000000062AAA</OrganizationId>
+   <ActionId>04k000000000001AAA</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/00D000000000062</EnterpriseUrl>
+   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/00D000000000062</PartnerUrl>
+   <Notification>
+    <Id>04l{opportunity}</Id>
+    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>{opportunity}</sf:Id>
+     <sf:AccountId>{account}</sf:AccountId>
+     <sf:Name>Globex renewal</sf:Name>
+     <sf:StageName>Closed Won</sf:StageName>
+     <sf:IsWon>true</sf:IsWon>
+     <sf:PO_Number__c>PO-SF-1</sf:PO_Number__c>
+    </sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>"#
+    )
+}
+
+#[tokio::test]
+async fn a_salesforce_opportunity_won_is_completed_from_the_salesforce_api_and_billed() {
+    // Arrange: a Salesforce REST API replaying the Opportunity, its Account, its primary
+    // contact role, the contact and the line items, then refusing the token.
+    let app = TestApp::spawn_with(|c| c.workers = 0).await;
+    let owner = new_client();
+    let t = setup(&app, &owner, "sfapi").await;
+    let (api, seen) = replay(vec![
+        (
+            200,
+            r#"{"attributes":{"type":"Opportunity","url":"/services/data/v60.0/sobjects/Opportunity/006000000000002AAA"},"Id":"006000000000002AAA","AccountId":"001000000000002AAA","Name":"Globex renewal","StageName":"Closed Won","IsWon":true,"CloseDate":"2026-03-15","CurrencyIsoCode":"EUR","Payment_Terms__c":"Net 30","Billing_Frequency__c":"annual","Revenue_Recognition__c":"ratable","PO_Number__c":null}"#,
+        ),
+        (
+            200,
+            r#"{"attributes":{"type":"Account"},"Id":"001000000000002AAA","Name":"Globex Salesforce GmbH","BillingStreet":"Ring 2","BillingCity":"Hamburg","BillingState":null,"BillingPostalCode":"20095","BillingCountry":"DE"}"#,
+        ),
+        (
+            200,
+            r#"{"totalSize":1,"done":true,"records":[{"attributes":{"type":"OpportunityContactRole"},"ContactId":"003000000000002AAA"}]}"#,
+        ),
+        (
+            200,
+            r#"{"attributes":{"type":"Contact"},"Id":"003000000000002AAA","Name":"Mia Wong","Email":"mia@globex.example","Phone":null}"#,
+        ),
+        (
+            200,
+            r#"{"totalSize":1,"done":true,"records":[{"attributes":{"type":"OpportunityLineItem"},"Id":"00k000000000002AAA","ProductCode":"PLAN-PRO","Quantity":3.0,"UnitPrice":80.0,"Discount":10.0,"Name":"Pro"}]}"#,
+        ),
+        (
+            401,
+            r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        ),
+    ]);
+    let settings = [
+        ("name", "Salesforce"),
+        ("active", "on"),
+        ("salesforce_org_id", "00D000000000062"),
+        ("salesforce_instance_url", api.as_str()),
+        ("api_token", "00D000000000062!sf-token"),
+    ];
+    let (_, url, _) = connector(&app, &owner, &t, "salesforce", &settings).await;
+    let post = |body: String| {
+        let url = url.clone();
+        async move {
+            new_client()
+                .post(&url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", "\"\"")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // Act
+    let status = post(salesforce_won("006000000000002AAA", "001000000000002AAA")).await;
+    assert_eq!(status, 200);
+    drain(&app, &t).await;
+
+    // Assert: five reads with the token, then the account, contact and subscription from them.
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 5, "{:?}", inbox(&app, &t));
+    let lines: Vec<&str> = requests.iter().map(|r| r.0.as_str()).collect();
+    assert!(
+        lines[0].starts_with("GET /services/data/v60.0/sobjects/Opportunity/006000000000002AAA "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("GET /services/data/v60.0/sobjects/Account/001000000000002AAA "),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("GET /services/data/v60.0/query?q=SELECT+ContactId+FROM+OpportunityContactRole+WHERE+OpportunityId+%3D+%27006000000000002AAA%27"), "{}", lines[2]);
+    assert!(
+        lines[3].starts_with("GET /services/data/v60.0/sobjects/Contact/003000000000002AAA "),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[4].starts_with("GET /services/data/v60.0/query?q=SELECT+Id%2C+ProductCode%2C+Quantity%2C+UnitPrice%2C+Discount%2C+Name+FROM+OpportunityLineItem"), "{}", lines[4]);
+    assert!(requests.iter().all(|r| r
+        .1
+        .iter()
+        .any(|h| h.0 == "authorization" && h.1 == "Bearer 00D000000000062!sf-token")));
+    assert_eq!(inbox(&app, &t), vec!["applied: ".to_owned()]);
+    let aid = one(
+        &app,
+        &t,
+        "SELECT id FROM accounts WHERE legal_name = 'Globex Salesforce GmbH' AND currency = 'EUR' AND terms_days = 30",
+    );
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM contacts WHERE account_id = {aid} AND name = 'Mia Wong' AND email = 'mia@globex.example'")), 1);
+    // The API's null PO number leaves the message's.
+    assert_eq!(one(&app, &t, &format!("SELECT count(*) AS id FROM subscriptions WHERE account_id = {aid} AND po_number = 'PO-SF-1' AND start_date = '2026-03-15'")), 1);
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM subscription_items WHERE quantity = 3 AND discount_percent = 10"), 1);
+
+    // A refused token holds the next deal with what to fix, and creates nothing.
+    let status = post(salesforce_won("006000000000003AAA", "001000000000003AAA")).await;
+    assert_eq!(status, 200);
+    drain(&app, &t).await;
+    let rows = inbox(&app, &t);
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].starts_with("held: Salesforce refused the access token (HTTP 401)"),
+        "{rows:?}"
+    );
+    assert_eq!(one(&app, &t, "SELECT count(*) AS id FROM accounts"), 1);
+    assert_eq!(seen.lock().unwrap().len(), 6);
+}
+
 #[tokio::test]
 async fn an_amendment_before_its_deal_waits_then_amends_the_subscription_and_older_changes_are_ignored(
 ) {
